@@ -1,0 +1,19 @@
+"""Tests: real Postgres and Redis, fast password hashing, mail kept in memory."""
+
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+from .base import CACHES, DATABASES
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES["default"]["KEY_PREFIX"] = "pltest"
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+# Static files straight from static/ (production serves the collected, hashed copies).
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = None
+# Uploaded files of a test run go to a throw-away folder.
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="peerlearn-test-media-"))

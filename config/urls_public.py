@@ -1,0 +1,12 @@
+"""URLs of the platform site, on PLATFORM_DOMAIN itself (the public schema)."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("shared.platform_site.urls")),
+]
+handler403 = "shared.core.views.forbidden"
+handler500 = "shared.core.views.server_error"
+handler404 = "shared.core.views.not_found"

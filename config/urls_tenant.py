@@ -1,0 +1,19 @@
+"""URLs of an institution's site, on <slug>.<PLATFORM_DOMAIN>."""
+
+from django.urls import include, path
+
+from tenant_apps.accounts.admin import tenant_admin_site
+from tenant_apps.accounts.views import home
+from tenants.views import tenant_media
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("accounts/", include("tenant_apps.accounts.urls")),
+    path("api/", include("config.urls_api")),
+    path("admin/", tenant_admin_site.urls),
+    path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant_media"),
+]
+
+handler404 = "shared.core.views.not_found"
+handler403 = "shared.core.views.forbidden"
+handler500 = "shared.core.views.server_error"

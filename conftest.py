@@ -1,0 +1,63 @@
+"""Fixtures shared by every test: two institutions, people in them, clients on their hosts."""
+
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from shared.core.testing import HostClient, drop_institution, host_of, make_user, signup_for
+from tenants.directory import directory
+from tenants.models import Institution
+from tenants.services import institution_provision
+
+
+@pytest.fixture(scope="session")
+def _institutions(django_db_setup, django_db_blocker) -> Iterator[tuple[Institution, Institution]]:
+    """Institutions A and B, committed for the whole run (tests roll back what they add)."""
+    with django_db_blocker.unblock():
+        a = institution_provision(signup=signup_for("alpha-u")).institution
+        b = institution_provision(signup=signup_for("beta-u")).institution
+        yield a, b
+        connection.set_schema_to_public()
+        drop_institution(a)
+        drop_institution(b)
+
+
+@pytest.fixture
+def institution_a(_institutions, db) -> Institution:
+    # A fresh copy per test: changes a test makes are rolled back in the database, not in objects.
+    return Institution.objects.get(pk=_institutions[0].pk)
+
+
+@pytest.fixture
+def institution_b(_institutions, db) -> Institution:
+    return Institution.objects.get(pk=_institutions[1].pk)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_directory() -> Iterator[None]:
+    """Institutions made inside a rolled-back test must not outlive it in process memory."""
+    yield
+    directory.forget()
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def user_factory():
+    return make_user
+
+
+@pytest.fixture
+def client_a(institution_a) -> HostClient:
+    return HostClient(host_of(institution_a))
+
+
+@pytest.fixture
+def client_b(institution_b) -> HostClient:
+    return HostClient(host_of(institution_b))
+
+
+@pytest.fixture
+def platform_client(db) -> HostClient:
+    return HostClient(settings.PLATFORM_DOMAIN)

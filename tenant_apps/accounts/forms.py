@@ -1,0 +1,79 @@
+"""Forms of the accounts pages: input parsing only; the services decide."""
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from shared.core.errors import ApplicationError
+from tenants.validators import timezone_names
+
+from .models import User
+
+
+def timezone_choices() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in sorted(timezone_names())]
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
+    error_messages = {
+        "invalid_login": "That email and password do not match an account here.",
+        "inactive": "This account is deactivated. Contact your institution's administrators.",
+    }
+
+
+class SignupForm(forms.Form):
+    full_name = forms.CharField(max_length=150, label="Full name")
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters; not only digits, not a common password.",
+    )
+    timezone = forms.ChoiceField(choices=timezone_choices, initial="UTC", label="Time zone")
+
+
+class MentorApplicationForm(forms.Form):
+    application = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=4000,
+        label="Why would you like to mentor?",
+        help_text="Your experience and the topics you can help with. An administrator reviews it.",
+    )
+
+
+class MentorSignupForm(SignupForm, MentorApplicationForm):
+    pass
+
+
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(max_length=150, label="Full name")
+    timezone = forms.ChoiceField(choices=timezone_choices, label="Time zone")
+    avatar = forms.FileField(
+        required=False,
+        label="Avatar",
+        help_text="A JPEG, PNG, GIF or WebP image up to 5 MB. It is cropped to a square.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/gif,image/webp"}),
+    )
+    remove_avatar = forms.BooleanField(required=False, label="Remove my avatar")
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=User.Role.choices)
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=User.Role.choices, initial=User.Role.LEARNER)
+
+
+def add_service_errors(form: forms.Form, error: ApplicationError) -> None:
+    """Show a service's refusal on the form: on its fields where it names them."""
+    placed = False
+    for name, messages in error.fields.items():
+        target = name if name in form.fields else None
+        for message in messages:
+            form.add_error(target, message)
+            placed = True
+    if not placed:
+        form.add_error(None, error.message)

@@ -1,0 +1,3 @@
+from .migrate_schemas import Command as MigrateSchemasCommand
+
+Command = MigrateSchemasCommand

@@ -1,0 +1,33 @@
+"""HTTP tenant resolution: the request's host selects the institution and its schema."""
+
+from django.core.exceptions import DisallowedHost
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django_tenants.middleware.main import TenantMainMiddleware
+
+from .directory import directory, normalize_host
+
+
+def unknown_host_response(request: HttpRequest, hostname: str) -> HttpResponse:
+    body = render_to_string("errors/unknown_host.html", {"hostname": hostname})
+    return HttpResponse(body, status=404)
+
+
+class InstitutionMiddleware(TenantMainMiddleware):
+    """django-tenants' middleware with the domain lookup served from memory."""
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        connection.set_schema_to_public()
+        try:
+            hostname = normalize_host(request.get_host())
+        except DisallowedHost:
+            return unknown_host_response(request, normalize_host(request.META.get("HTTP_HOST", "")))
+        institution = directory.lookup(hostname)
+        if institution is None:
+            return unknown_host_response(request, hostname)
+        institution.domain_url = hostname
+        request.tenant = institution
+        connection.set_tenant(institution)
+        self.setup_url_routing(request)
+        return None

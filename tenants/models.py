@@ -1,0 +1,63 @@
+"""Institutions (one Postgres schema each) and the host names they answer on."""
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+from .countries import COUNTRY_CHOICES, CURRENCY_CHOICES
+from .validators import validate_hex_color, validate_subdomain, validate_timezone
+
+
+class Institution(TenantMixin):
+    class SignupPolicy(models.TextChoices):
+        OPEN = "open", "Anyone may sign up"
+        INVITE_ONLY = "invite_only", "Invitation only"
+        EMAIL_DOMAINS = "email_domains", "Only emails of given domains"
+
+    name = models.CharField(max_length=120)
+    # The subdomain label under PLATFORM_DOMAIN; schema_name is derived from it.
+    slug = models.CharField(max_length=30, unique=True, validators=[validate_subdomain])
+    country = models.CharField(max_length=2, choices=COUNTRY_CHOICES)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+
+    # Branding, applied through CSS variables by the theme.
+    theme = models.CharField(max_length=40, default="default")
+    primary_color = models.CharField(max_length=7, default="#1d4ed8", validators=[validate_hex_color])
+    accent_color = models.CharField(max_length=7, default="#f59e0b", validators=[validate_hex_color])
+    # Stored under the institution's own media prefix (MEDIA_ROOT/<schema>/branding/...).
+    logo = models.ImageField(upload_to="branding/", blank=True)
+
+    signup_policy = models.CharField(max_length=20, choices=SignupPolicy.choices, default=SignupPolicy.OPEN)
+    signup_email_domains = ArrayField(
+        models.CharField(max_length=253),
+        default=list,
+        blank=True,
+        help_text="With the email-domain policy: domains such as northwind.edu.",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # The provisioning service creates the schema inside its own transaction.
+    auto_create_schema = False
+    auto_drop_schema = True
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_public(self) -> bool:
+        from django_tenants.utils import get_public_schema_name
+
+        return self.schema_name == get_public_schema_name()
+
+
+class Domain(DomainMixin):
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain

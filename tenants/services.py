@@ -18,7 +18,7 @@ from django_tenants.utils import schema_exists, tenant_context
 
 from shared.core.errors import ApplicationError
 from tenant_apps.accounts.models import User
-from tenant_apps.accounts.services import login_link_create
+from tenant_apps.accounts.services import email_verification_send, login_link_create
 
 from .models import Domain, Institution
 from .validators import normalize_subdomain, schema_name_for, validate_subdomain
@@ -147,6 +147,13 @@ def _create_admin(p: Provisioning) -> None:
             is_staff=True,
             is_superuser=True,
         )
+    institution, admin = p.institution, p.admin
+
+    def send_verification() -> None:
+        with tenant_context(institution):
+            email_verification_send(user=admin, institution=institution)
+
+    transaction.on_commit(send_verification)
 
 
 def _create_login_link(p: Provisioning) -> None:

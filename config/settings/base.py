@@ -85,9 +85,10 @@ TENANT_LIMIT_SET_CALLS = True
 TENANT_DIRECTORY_CHECK_INTERVAL = 1.0
 
 MIDDLEWARE = [
-    "tenants.middleware.InstitutionMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files are the same for every host, including the unknown-host page's stylesheet.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tenants.middleware.InstitutionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

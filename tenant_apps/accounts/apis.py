@@ -97,7 +97,9 @@ class TokenCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(
-            request, username=data.validated_data["email"], password=data.validated_data["password"]
+            request,
+            username=data.validated_data["email"].strip().lower(),
+            password=data.validated_data["password"],
         )
         if user is None:
             raise ApplicationError(

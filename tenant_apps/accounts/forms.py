@@ -22,6 +22,10 @@ class EmailAuthenticationForm(AuthenticationForm):
         "inactive": "This account is deactivated. Contact your institution's administrators.",
     }
 
+    def clean_username(self) -> str:
+        # Addresses are stored lower-case; people type them however they like.
+        return self.cleaned_data["username"].strip().lower()
+
 
 class SignupForm(forms.Form):
     full_name = forms.CharField(max_length=150, label="Full name")

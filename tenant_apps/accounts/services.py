@@ -118,7 +118,9 @@ def mentor_apply(*, user: User, application: str) -> User:
 # --- Email verification -----------------------------------------------------------------------
 
 
-def _site_url(institution: Institution, path: str) -> str:
+def _site_url(institution: Institution, view_name: str, *args: str, query: str = "") -> str:
+    """An absolute link to a page of the institution's site, whichever host is asking."""
+    path = reverse(view_name, args=args, urlconf=settings.ROOT_URLCONF) + query
     domain = institution.get_primary_domain()
     host = domain.domain if domain else settings.PLATFORM_DOMAIN
     return f"{settings.SITE_SCHEME}://{host}{settings.SITE_PORT_SUFFIX}{path}"
@@ -130,7 +132,7 @@ def email_verification_token(*, user: User) -> str:
 
 def email_verification_send(*, user: User, institution: Institution) -> None:
     token = email_verification_token(user=user)
-    url = _site_url(institution, reverse("accounts:verify_email", args=[token]))
+    url = _site_url(institution, "accounts:verify_email", token)
     context = {"user": user, "institution": institution, "url": url}
     send_mail(
         subject=f"Confirm your email for {institution.name}",
@@ -293,7 +295,7 @@ def invitation_create(*, actor: User, institution: Institution, email: str, role
     )
     invitation.full_clean()
     invitation.save()
-    url = _site_url(institution, reverse("accounts:signup") + f"?invitation={invitation.token}")
+    url = _site_url(institution, "accounts:signup", query=f"?invitation={invitation.token}")
     context = {"invitation": invitation, "institution": institution, "url": url}
     transaction.on_commit(
         lambda: send_mail(

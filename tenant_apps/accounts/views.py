@@ -29,7 +29,7 @@ BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    context: dict = {"signup_refusal": None}
+    context: dict = {}
     user = request.user
     if user.is_authenticated and user.is_tenant_admin:
         context["counts"] = selectors.member_counts()
@@ -76,7 +76,6 @@ def _signup(request: HttpRequest, *, mentor: bool) -> HttpResponse:
     form_class = MentorSignupForm if mentor else SignupForm
     initial = {"email": invitation.email} if invitation else {}
     form = form_class(request.POST or None, initial=initial)
-    refusal = None if invitation else services.signup_refusal(institution=institution, email="")
     invite_only = invitation is None and institution.signup_policy == institution.SignupPolicy.INVITE_ONLY
     if request.method == "POST" and form.is_valid() and not invite_only:
         data = form.cleaned_data
@@ -109,7 +108,6 @@ def _signup(request: HttpRequest, *, mentor: bool) -> HttpResponse:
         "email_domains": institution.signup_email_domains
         if institution.signup_policy == institution.SignupPolicy.EMAIL_DOMAINS
         else [],
-        "refusal": refusal if invite_only else None,
     }
     return render(request, "accounts/signup.html", context)
 

@@ -1,6 +1,7 @@
 """The platform's institution sign-up page and its live subdomain check."""
 
 import pytest
+from django.core import mail
 from django_tenants.utils import schema_exists
 
 from shared.core.testing import PASSWORD, HostClient
@@ -28,8 +29,11 @@ def test_signup_page_renders(platform_client):
     assert 'data-url="/signup/subdomain-check/"' in page
 
 
-def test_signup_provisions_and_hands_over_to_the_new_host(platform_client):
-    response = platform_client.post("/signup/", form_data())
+def test_signup_provisions_and_hands_over_to_the_new_host(
+    platform_client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = platform_client.post("/signup/", form_data())
     assert response.status_code == 302
     location = response["Location"]
     assert location.startswith("http://kappa-academy.localhost/accounts/link/")
@@ -41,6 +45,9 @@ def test_signup_provisions_and_hands_over_to_the_new_host(platform_client):
     landed = client.get(location.split("kappa-academy.localhost", 1)[1], follow=True)
     assert "Welcome, Kavya" in landed.content.decode()
     assert client.get("/api/v1/me/").json()["role"] == "admin"
+    # The new admin is asked to confirm their address, with a link to the new site.
+    assert mail.outbox[-1].to == ["kavya@kappa.example"]
+    assert "://kappa-academy.localhost/accounts/verify/" in mail.outbox[-1].body
 
 
 def test_the_handover_keeps_the_port(db):

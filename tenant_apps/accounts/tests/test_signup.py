@@ -198,7 +198,7 @@ def test_login_and_logout(client_a, institution_a, user_factory):
     user_factory(institution_a, email="lee@example.org")
     bad = client_a.post("/accounts/login/", {"username": "lee@example.org", "password": "wrong"})
     assert "do not match" in bad.content.decode()
-    sign_in(client_a, "lee@example.org")
+    sign_in(client_a, "Lee@Example.ORG")
     assert "Welcome" in client_a.get("/").content.decode()
     client_a.post("/accounts/logout/")
     assert client_a.get("/api/v1/me/").status_code == 401

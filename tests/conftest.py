@@ -19,7 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from django.test.utils import setup_databases, teardown_databases
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from conftest import drop_institution
+from shared.core.testing import drop_institution
 from tenants.models import Institution
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

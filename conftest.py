@@ -4,7 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.test.utils import setup_databases, teardown_databases
 
 from shared.core.testing import HostClient, drop_institution, host_of, make_user, signup_for
 from tenants.directory import directory
@@ -13,7 +14,30 @@ from tenants.services import institution_provision
 
 
 @pytest.fixture(scope="session")
-def _institutions(django_db_setup, django_db_blocker) -> Iterator[tuple[Institution, Institution]]:
+def test_database(django_db_setup, django_db_blocker, django_db_keepdb: bool) -> Iterator[dict]:
+    """The settings of the test database, which exists for as long as this fixture.
+
+    pytest-django creates it only when a collected test asks for `db` (or a django_db mark).
+    Tests that need committed data (browser tests, concurrency tests) cannot: when nothing else
+    asked, it is made here.
+    """
+    if connection.settings_dict["NAME"] == connection.creation._get_test_db_name():
+        yield dict(connection.settings_dict)
+        return
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=0, interactive=False, aliases={DEFAULT_DB_ALIAS}, keepdb=django_db_keepdb
+        )
+    try:
+        yield dict(connection.settings_dict)
+    finally:
+        if not django_db_keepdb:
+            with django_db_blocker.unblock():
+                teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def _institutions(test_database, django_db_blocker) -> Iterator[tuple[Institution, Institution]]:
     """Institutions A and B, committed for the whole run (tests roll back what they add)."""
     with django_db_blocker.unblock():
         a = institution_provision(signup=signup_for("alpha-u")).institution

@@ -1,5 +1,6 @@
 """Media of the institution whose host is asking (in development; S3 serves it in production)."""
 
+import posixpath
 from pathlib import Path
 
 from django.conf import settings
@@ -7,13 +8,22 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.static import serve
 
+# Only these folders are public. Everything else (session materials above all) is served by a
+# view that checks who is asking, and does not exist here.
+PUBLIC_MEDIA_PREFIXES = frozenset({"avatars", "branding"})
+
 
 def tenant_media(request: HttpRequest, schema_name: str, path: str) -> HttpResponse:
     # Only the requesting institution's own prefix: another institution's files do not exist here.
     if schema_name != request.tenant.schema_name:
         raise Http404("No such file.")
+    # The same normalisation `serve` applies, so "avatars/../materials/…" is judged as what it is.
+    normalized = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
+    folder, _, rest = normalized.partition("/")
+    if folder not in PUBLIC_MEDIA_PREFIXES or not rest:
+        raise Http404("No such file.")
     try:
-        response = serve(request, path, document_root=str(Path(settings.MEDIA_ROOT) / schema_name))
+        response = serve(request, normalized, document_root=str(Path(settings.MEDIA_ROOT) / schema_name))
     except SuspiciousFileOperation:
         raise Http404("No such file.") from None
     response["X-Content-Type-Options"] = "nosniff"

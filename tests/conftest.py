@@ -15,8 +15,7 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection
-from django.test.utils import setup_databases, teardown_databases
+from django.db import connection
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from shared.core.testing import drop_institution
@@ -98,30 +97,7 @@ def _answers(port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def e2e_database(django_db_setup, django_db_blocker, django_db_keepdb: bool) -> Iterator[dict]:
-    """The settings of the test database, which exists for as long as this fixture.
-
-    pytest-django creates it only when a collected test asks for `db` (or a django_db mark).
-    Browser tests cannot: that per-test transaction would roll back while Playwright's event
-    loop runs in this thread, which Django refuses. When nothing else asked, it is made here.
-    """
-    if connection.settings_dict["NAME"] == connection.creation._get_test_db_name():
-        yield dict(connection.settings_dict)
-        return
-    with django_db_blocker.unblock():
-        config = setup_databases(
-            verbosity=0, interactive=False, aliases={DEFAULT_DB_ALIAS}, keepdb=django_db_keepdb
-        )
-    try:
-        yield dict(connection.settings_dict)
-    finally:
-        if not django_db_keepdb:
-            with django_db_blocker.unblock():
-                teardown_databases(config, verbosity=0)
-
-
-@pytest.fixture(scope="session")
-def running_server(e2e_database: dict, tmp_path_factory) -> Iterator[RunningServer]:
+def running_server(test_database: dict, tmp_path_factory) -> Iterator[RunningServer]:
     """A real daphne subprocess on the test database; stopped at the end.
 
     What it writes is committed: tests that use it must remove what they create.
@@ -130,7 +106,7 @@ def running_server(e2e_database: dict, tmp_path_factory) -> Iterator[RunningServ
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _database_url(e2e_database),
+        "DATABASE_URL": _database_url(test_database),
         "REDIS_URL": os.environ.get("REDIS_URL", settings.REDIS_URL),
         "PLATFORM_DOMAIN": "localhost",
         "SITE_SCHEME": "http",
@@ -180,7 +156,7 @@ class CreatedInstitutions:
 
 
 @pytest.fixture(scope="session")
-def created_institutions(e2e_database: dict, django_db_blocker) -> Iterator[CreatedInstitutions]:
+def created_institutions(test_database: dict, django_db_blocker) -> Iterator[CreatedInstitutions]:
     """Drops the institutions registered here once the browser is closed.
 
     Playwright's sync API keeps an event loop running in this thread while it is started, and
@@ -200,7 +176,7 @@ def created_institutions(e2e_database: dict, django_db_blocker) -> Iterator[Crea
 def browser(created_institutions: CreatedInstitutions) -> Iterator[Browser]:
     """The system Chromium, headless, for the whole session."""
     if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"No Chromium at {CHROMIUM}")
+        pytest.fail(f"The browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium).")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

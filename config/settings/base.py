@@ -62,6 +62,8 @@ SHARED_APPS = [
 
 TENANT_APPS = [
     "tenant_apps.accounts",
+    "tenant_apps.sessions",
+    "tenant_apps.billing",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -93,6 +95,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenant_apps.accounts.middleware.ViewerTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -239,6 +242,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "BookingStatusEnum": "tenant_apps.sessions.models.Booking.Status",
+        "GroupSessionStatusEnum": "tenant_apps.sessions.models.GroupSession.Status",
+        "EnrollmentStatusEnum": "tenant_apps.sessions.models.Enrollment.Status",
+    },
 }
 
 # --- Real time and jobs -----------------------------------------------------------------------

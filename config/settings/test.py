@@ -17,3 +17,5 @@ WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None
 # Uploaded files of a test run go to a throw-away folder.
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="peerlearn-test-media-"))
+# Concurrency tests run twenty threads, each with its own connection.
+DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 40

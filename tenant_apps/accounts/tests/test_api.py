@@ -122,3 +122,9 @@ def test_an_institution_admin_of_a_is_not_an_admin_of_b(client_b, institution_a,
     sign_in(client_b, f"admin@{institution_b.slug}.example")
     with tenant_context(institution_b):
         assert User.objects.filter(email=f"admin@{institution_a.slug}.example").count() == 0
+
+
+def test_the_openapi_schema_generates_without_warnings(db, tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))

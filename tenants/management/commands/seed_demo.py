@@ -10,6 +10,7 @@ from django_tenants.utils import tenant_context
 from PIL import Image, ImageDraw, ImageFont
 
 from tenant_apps.accounts.models import User
+from tenant_apps.sessions.demo import seed_mentoring
 from tenants.models import Institution
 from tenants.services import InstitutionSignup, institution_provision
 
@@ -110,6 +111,7 @@ class Command(BaseCommand):
             with tenant_context(institution):
                 self._brand(institution, demo)
                 self._people(demo["people"])
+                seed_mentoring()
                 User.objects.filter(email_verified_at__isnull=True).update(email_verified_at=timezone.now())
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
 

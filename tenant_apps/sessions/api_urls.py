@@ -1,0 +1,11 @@
+"""Mentoring API under /api/v1/."""
+
+from .apis import availability, bookings, directory, extras, groups
+
+urlpatterns = [
+    *directory.urlpatterns,
+    *availability.urlpatterns,
+    *bookings.urlpatterns,
+    *groups.urlpatterns,
+    *extras.urlpatterns,
+]

@@ -1,0 +1,13 @@
+"""Mentoring pages of an institution's site (namespace "mentoring")."""
+
+from .views import availability, bookings, directory, extras, groups
+
+app_name = "mentoring"
+
+urlpatterns = [
+    *directory.urlpatterns,
+    *availability.urlpatterns,
+    *bookings.urlpatterns,
+    *groups.urlpatterns,
+    *extras.urlpatterns,
+]

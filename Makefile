@@ -21,7 +21,7 @@ help:
 	@echo "  make lint        ruff check + ruff format --check"
 	@echo "  make format      ruff format + ruff check --fix"
 	@echo "  make assets      rebuild static/css/app.css and static/vendor/ (needs Node/npm)"
-	@echo "  make bench       run bench/provision.py against the embedded services"
+	@echo "  make bench       run the benchmarks in bench/ and update docs/benchmarks.md"
 	@echo "  make .venv       create/update the virtualenv from requirements.txt"
 	@echo "  make clean-data  DESTRUCTIVE: delete .data/ (embedded Postgres and Redis data)"
 
@@ -62,7 +62,7 @@ assets:
 	npm ci && npm run build
 
 bench: .venv
-	$(PY) scripts/with_services.py $(PY) bench/provision.py
+	$(PY) scripts/with_services.py bash -c 'set -e; for script in bench/provision.py bench/slots.py bench/directory.py; do DJANGO_SETTINGS_MODULE=config.settings.dev $(PY) $$script; done' 
 
 # Deletes the embedded Postgres and Redis data. Refuses while the embedded
 # Postgres is running (stop `make run` / `make test` first).

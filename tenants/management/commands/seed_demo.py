@@ -110,7 +110,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Created {institution.name}.")
             with tenant_context(institution):
                 self._brand(institution, demo)
-                self._people(demo["people"])
+                self._people(demo["people"], timezone_name=signup.timezone)
                 seed_mentoring()
                 User.objects.filter(email_verified_at__isnull=True).update(email_verified_at=timezone.now())
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
@@ -123,12 +123,13 @@ class Command(BaseCommand):
             institution.logo.save("logo.png", ContentFile(logo_png(text, background, accent)), save=False)
         institution.save()
 
-    def _people(self, people: list[tuple[str, str, str, str]]) -> None:
+    def _people(self, people: list[tuple[str, str, str, str]], *, timezone_name: str) -> None:
         for email, full_name, role, mentor_status in people:
             user, created = User.objects.get_or_create(
                 email=email,
                 defaults={
                     "full_name": full_name,
+                    "timezone": timezone_name,
                     "role": role,
                     "mentor_status": mentor_status,
                     "mentor_application": "I teach and love helping people get unstuck."

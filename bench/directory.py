@@ -6,18 +6,14 @@ import argparse
 import datetime as dt
 import os
 import random
-import re
 import secrets
 import signal
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -31,19 +27,15 @@ from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from django_tenants.utils import quote_schema_name, schema_exists, tenant_context  # noqa: E402
+from django_tenants.utils import tenant_context  # noqa: E402
 
+from bench.common import DOC, drop_institution, machine, sigterm_as_interrupt, write_section  # noqa: E402
 from tenant_apps.accounts.models import User  # noqa: E402
 from tenant_apps.sessions.directory import mentor_directory  # noqa: E402
 from tenant_apps.sessions.models import MentorProfile  # noqa: E402
 from tenant_apps.sessions.search import mentor_search_refresh  # noqa: E402
-from tenants.models import Institution  # noqa: E402
 from tenants.services import InstitutionSignup, institution_provision  # noqa: E402
-from tenants.validators import schema_name_for  # noqa: E402
 
-DOC = REPO_ROOT / "docs" / "benchmarks.md"
-START = "<!-- bench:directory:start -->"
-END = "<!-- bench:directory:end -->"
 SEED = 20261125
 GOAL_MS = 30.0
 
@@ -244,47 +236,7 @@ def measure(runs: int, warmup: int) -> list[Summary]:
 # --- Bookkeeping and clean-up -------------------------------------------------------------------
 
 
-def drop(subdomain: str) -> bool:
-    """Drop the institution, its domain and schema (also after a failure)."""
-    connection.close()  # an interrupted query may have left the connection unusable
-    connection.set_schema_to_public()
-    dropped = False
-    for institution in Institution.objects.filter(slug=subdomain):
-        institution.delete(force_drop=True)
-        dropped = True
-    schema_name = schema_name_for(subdomain)
-    if schema_exists(schema_name):
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP SCHEMA {quote_schema_name(schema_name)} CASCADE")
-        dropped = True
-    return dropped
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # --- Reporting ----------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        cpu = match.group(1).strip() if match else cpu
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    return {"nproc": str(len(os.sched_getaffinity(0))), "cpu": cpu, "postgres": postgres}
 
 
 def table(summaries: list[Summary]) -> str:
@@ -305,8 +257,7 @@ def section(command: str, summaries: list[Summary], mentors: int, host: dict[str
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     worst = max(s.median for s in summaries)
     verdict = "met" if worst <= GOAL_MS else "**not met**"
-    return f"""{START}
-## Mentor directory: search and filters over {mentors:,} mentors
+    return f"""## Mentor directory: search and filters over {mentors:,} mentors
 
 ```sh
 {command}
@@ -331,18 +282,7 @@ Goal: median ≤ {GOAL_MS:.0f} ms per query shape — {verdict} (slowest median 
   on each row, which costs about as much.
 - The stored next free slots are fresh (checked just now), as the on-change refreshes keep them,
   so the "free within" shape times the filter, not slot computing.
-- The institution, its domain and schema are dropped at the end (also on error or Ctrl-C).
-{END}"""
-
-
-def write_doc(text: str) -> None:
-    current = DOC.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(updated)
+- The institution, its domain and schema are dropped at the end (also on error or Ctrl-C)."""
 
 
 def main() -> int:
@@ -395,7 +335,7 @@ def main() -> int:
     finally:
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
-            if drop(subdomain):
+            if drop_institution(subdomain):
                 print(f"Dropped {subdomain} (institution, domain and schema).")
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -403,7 +343,7 @@ def main() -> int:
     print()
     print(table(summaries))
     if not args.no_doc:
-        write_doc(section(command, summaries, args.mentors, host))
+        write_section("directory", section(command, summaries, args.mentors, host))
         print(f"Wrote the results to {DOC.relative_to(REPO_ROOT)}.")
     return 0
 

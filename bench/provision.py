@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import secrets
 import signal
 import statistics
@@ -15,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from unittest import mock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,22 +29,12 @@ from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import override_settings  # noqa: E402
-from django_tenants.utils import quote_schema_name, schema_exists  # noqa: E402
+from django_tenants.utils import quote_schema_name  # noqa: E402
 
+from bench.common import DOC, drop_institution, machine, sigterm_as_interrupt, write_section  # noqa: E402
 from tenants import services  # noqa: E402
-from tenants.models import Institution  # noqa: E402
 from tenants.services import STEPS, InstitutionSignup, Provisioning, Step  # noqa: E402
-from tenants.validators import schema_name_for  # noqa: E402
 
-DOC = REPO_ROOT / "docs" / "benchmarks.md"
-START = "<!-- bench:provision:start -->"
-END = "<!-- bench:provision:end -->"
-DOC_HEADER = """# Benchmarks
-
-Figures are medians (with min, p90 and max) measured on this 2-core development machine with the
-command shown in each section; compare them with one another, not with production hardware.
-Each script replaces its own section when it is run again.
-"""
 CLONE = "Template clone"
 PLAIN = "Plain migrations"
 # The password the admins get; its hash is computed once, before any timing.
@@ -115,33 +103,7 @@ class Run:
 
 def drop_everything(run: Run) -> int:
     """Drop every institution, domain and schema this run made (also after a failure)."""
-    connection.close()  # an interrupted query may have left the connection unusable
-    connection.set_schema_to_public()
-    dropped = 0
-    for institution in Institution.objects.filter(slug__in=run.subdomains):
-        institution.delete(force_drop=True)
-        dropped += 1
-    # A schema without its row (an interrupted clean-up): drop it by name.
-    with connection.cursor() as cursor:
-        for subdomain in run.subdomains:
-            schema_name = schema_name_for(subdomain)
-            if schema_exists(schema_name):
-                cursor.execute(f"DROP SCHEMA {quote_schema_name(schema_name)} CASCADE")
-    return dropped
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (e.g. forwarded by `make bench`) cleans up like Ctrl-C does."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return sum(drop_institution(subdomain) for subdomain in run.subdomains)
 
 
 @contextmanager
@@ -188,18 +150,6 @@ def summarize(path: str, timings: list[float]) -> Summary:
 # --- Reporting ----------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        cpu = match.group(1).strip() if match else cpu
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    return {"nproc": str(len(os.sched_getaffinity(0))), "cpu": cpu, "postgres": postgres}
-
-
 def template_size() -> tuple[int, int]:
     """Tables in the template schema, and the migrations recorded in it."""
     template = settings.TENANT_BASE_SCHEMA
@@ -230,8 +180,7 @@ def table(summaries: list[Summary]) -> str:
 def section(command: str, summaries: list[Summary], ratio: float, host: dict[str, str]) -> str:
     tables, migrations = template_size()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""{START}
-## Provisioning an institution: template clone vs. plain migrations
+    return f"""## Provisioning an institution: template clone vs. plain migrations
 
 ```sh
 {command}
@@ -254,18 +203,7 @@ Plain migrations take **{ratio:.1f}×** as long as the template clone (ratio of 
 - The two paths alternate within each run (which one goes first alternates too), after one
   unrecorded warm-up provisioning each. Password hashing is excluded from both: the admin's hash is
   computed once beforehand and `tenants.services.make_password` returns it. p90 is interpolated
-  (`statistics.quantiles`, inclusive). Every institution, domain and schema made is dropped at the end.
-{END}"""
-
-
-def write_doc(text: str) -> None:
-    current = DOC.read_text() if DOC.exists() else DOC_HEADER
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(updated)
+  (`statistics.quantiles`, inclusive). Every institution, domain and schema made is dropped at the end."""
 
 
 def main() -> int:
@@ -305,7 +243,7 @@ def main() -> int:
     print(table(summaries))
     print(f"\n{PLAIN} / {CLONE} (medians): {ratio:.1f}×")
     if not args.no_doc:
-        write_doc(section(command, summaries, ratio, machine()))
+        write_section("provision", section(command, summaries, ratio, machine()))
         print(f"Wrote the results to {DOC.relative_to(REPO_ROOT)}.")
     return 0
 

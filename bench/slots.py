@@ -6,17 +6,14 @@ import argparse
 import datetime as dt
 import os
 import random
-import re
 import secrets
 import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -30,24 +27,14 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django_tenants.utils import quote_schema_name, schema_exists, tenant_context  # noqa: E402
+from django_tenants.utils import tenant_context  # noqa: E402
 
+from bench.common import DOC, drop_institution, machine, sigterm_as_interrupt, write_section  # noqa: E402
 from tenant_apps.accounts.models import User  # noqa: E402
 from tenant_apps.sessions.models import Booking, MentorProfile, WeeklyAvailability  # noqa: E402
 from tenant_apps.sessions.slots import mentor_slots  # noqa: E402
-from tenants.models import Institution  # noqa: E402
 from tenants.services import InstitutionSignup, institution_provision  # noqa: E402
-from tenants.validators import schema_name_for  # noqa: E402
 
-DOC = REPO_ROOT / "docs" / "benchmarks.md"
-START = "<!-- bench:slots:start -->"
-END = "<!-- bench:slots:end -->"
-DOC_HEADER = """# Benchmarks
-
-Figures are medians (with min, p90 and max) measured on this 2-core development machine with the
-command shown in each section; compare them with one another, not with production hardware.
-Each script replaces its own section when it is run again.
-"""
 MENTOR_TIMEZONE = "Europe/London"
 HORIZON_DAYS = 56
 BOOKINGS = 200
@@ -146,46 +133,7 @@ def measure(cases: dict[str, Callable[[], list]], runs: int) -> list[Summary]:
 # --- Clean-up ----------------------------------------------------------------------------------------
 
 
-def drop(subdomain: str) -> int:
-    """Drop the institution this run made, its domain and schema (also after a failure)."""
-    connection.close()  # an interrupted query may have left the connection unusable
-    connection.set_schema_to_public()
-    dropped = 0
-    for institution in Institution.objects.filter(slug=subdomain):
-        institution.delete(force_drop=True)
-        dropped += 1
-    schema_name = schema_name_for(subdomain)
-    if schema_exists(schema_name):
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP SCHEMA {quote_schema_name(schema_name)} CASCADE")
-    return dropped
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # --- Reporting ---------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        cpu = match.group(1).strip() if match else cpu
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    return {"nproc": str(len(os.sched_getaffinity(0))), "cpu": cpu, "postgres": postgres}
 
 
 def table(summaries: list[Summary]) -> str:
@@ -204,8 +152,7 @@ def table(summaries: list[Summary]) -> str:
 def section(command: str, summaries: list[Summary], candidates: int, host: dict[str, str]) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     verdict = "met" if max(s.median for s in summaries) <= 10 else "**not met**"
-    return f"""{START}
-## Slot generation: one mentor, the full 8-week horizon
+    return f"""## Slot generation: one mentor, the full 8-week horizon
 
 ```sh
 {command}
@@ -227,18 +174,7 @@ Goal: median ≤ 10 ms with {BOOKINGS} bookings — {verdict}.
   over the whole horizon: its queries (weekly hours, overrides, bookings, group sessions) and the Python that
   turns them into slots. The profile and its user are loaded once beforehand, as a view would.
 - {WARM_UP} unrecorded calls per case first; the two cases then alternate (which goes first alternates too).
-  p90 is interpolated (`statistics.quantiles`, inclusive).
-{END}"""
-
-
-def write_doc(text: str) -> None:
-    current = DOC.read_text() if DOC.exists() else DOC_HEADER
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(updated)
+  p90 is interpolated (`statistics.quantiles`, inclusive)."""
 
 
 def main() -> int:
@@ -295,7 +231,7 @@ def main() -> int:
     finally:
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
-            dropped = drop(subdomain)
+            dropped = drop_institution(subdomain)
         finally:
             signal.signal(signal.SIGTERM, previous)
         print(f"Dropped {dropped} institution (its domain and schema) made by this run.")
@@ -303,7 +239,7 @@ def main() -> int:
     print()
     print(table(summaries))
     if not args.no_doc:
-        write_doc(section(command, summaries, candidates, host))
+        write_section("slots", section(command, summaries, candidates, host))
         print(f"Wrote the results to {DOC.relative_to(REPO_ROOT)}.")
     return 0
 

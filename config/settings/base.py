@@ -64,6 +64,7 @@ TENANT_APPS = [
     "tenant_apps.accounts",
     "tenant_apps.sessions",
     "tenant_apps.billing",
+    "tenant_apps.notifications",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -249,14 +250,49 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Secrets at rest -------------------------------------------------------------------------
+
+# Comma-separated Fernet keys: the first encrypts, all decrypt (rotate by putting a new key first).
+# Development derives one from SECRET_KEY; production must set its own.
+def _derived_fernet_key(secret: str) -> str:
+    import base64
+    import hashlib
+
+    return base64.urlsafe_b64encode(hashlib.sha256(f"fernet:{secret}".encode()).digest()).decode()
+
+
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS") or [_derived_fernet_key(SECRET_KEY)]
+
 # --- Real time and jobs -----------------------------------------------------------------------
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+# The channel layer, chosen by measurement (docs/live.md; figures in docs/benchmarks.md):
+# CHANNEL_LAYER=pubsub (default) is channels_redis' RedisPubSubChannelLayer, "core" its list-based
+# RedisChannelLayer. Each host dict becomes keyword arguments of redis-py's ConnectionPool.
+CHANNEL_LAYER = env("CHANNEL_LAYER", "pubsub")
+_CHANNEL_REDIS_HOST = {"address": REDIS_URL, "socket_connect_timeout": 5, "health_check_interval": 30}
+if CHANNEL_LAYER == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [_CHANNEL_REDIS_HOST]},
+        }
     }
-}
+elif CHANNEL_LAYER == "core":
+    # redis-py 8's defaults break this layer under load: its 5 s socket_timeout equals the
+    # layer's 5 s blocking pop (BZPOPMIN), and its async pool refuses a 101st connection.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{**_CHANNEL_REDIS_HOST, "socket_timeout": 10, "max_connections": 1000}]},
+        }
+    }
+else:
+    raise ValueError(f"CHANNEL_LAYER must be 'pubsub' or 'core', not {CHANNEL_LAYER!r}")
+# The live room opens this many minutes before a session and closes this long after its end.
+LIVE_ROOM_OPENS_MINUTES_BEFORE = 10
+LIVE_ROOM_CLOSES_MINUTES_AFTER = 30
+# Largest WebSocket frame a live room accepts (SDP offers are a few KiB).
+LIVE_ROOM_MAX_FRAME_BYTES = 64 * 1024
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

@@ -8,6 +8,9 @@ SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     raise RuntimeError("SECRET_KEY must be set in production.")
 
+if not env("FIELD_ENCRYPTION_KEYS"):
+    raise RuntimeError("FIELD_ENCRYPTION_KEYS must be set in production (Fernet keys, comma-separated).")
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SESSION_COOKIE_SECURE = True

@@ -1,6 +1,6 @@
 """Mentoring API under /api/v1/."""
 
-from .apis import availability, bookings, directory, extras, groups
+from .apis import availability, bookings, directory, extras, groups, live
 
 urlpatterns = [
     *directory.urlpatterns,
@@ -8,4 +8,5 @@ urlpatterns = [
     *bookings.urlpatterns,
     *groups.urlpatterns,
     *extras.urlpatterns,
+    *live.urlpatterns,
 ]

@@ -16,6 +16,7 @@ from django.utils import timezone
 from shared.core.errors import ApplicationError
 from tenant_apps.accounts.models import User
 from tenant_apps.billing.models import pricing_policy
+from tenant_apps.notifications.push import push_to_users
 
 from . import lifecycle
 from .models import Booking, MentorProfile
@@ -81,6 +82,15 @@ def _insert(booking: Booking) -> Booking:
 def _after_change(booking: Booking) -> None:
     mentor_id = booking.mentor_id
     transaction.on_commit(lambda: mentor_next_free_slot_refresh(mentor_id=mentor_id))
+    push_to_users(
+        user_ids=[booking.learner_id, booking.mentor.user_id],
+        event="booking.changed",
+        payload={
+            "booking_id": booking.pk,
+            "status": booking.status,
+            "starts_at": booking.starts_at.isoformat(),
+        },
+    )
     if booking.status == Booking.Status.HELD:
         from .tasks import hold_expire
 
@@ -138,7 +148,9 @@ def _require_mentor(booking: Booking, actor: User) -> None:
 
 def booking_approve(*, booking: Booking, actor: User) -> Booking:
     _require_mentor(booking, actor)
-    return lifecycle.transition(booking=booking, event="approve", actor=actor)
+    booking = lifecycle.transition(booking=booking, event="approve", actor=actor)
+    _after_change(booking)
+    return booking
 
 
 def booking_decline(*, booking: Booking, actor: User, reason: str = "") -> Booking:
@@ -150,7 +162,9 @@ def booking_decline(*, booking: Booking, actor: User, reason: str = "") -> Booki
 
 def booking_confirm_payment(*, booking: Booking) -> Booking:
     """The payment of a held booking was verified: it is confirmed (called by billing)."""
-    return lifecycle.transition(booking=booking, event="pay", actor=None, hold_expires_at=None)
+    booking = lifecycle.transition(booking=booking, event="pay", actor=None, hold_expires_at=None)
+    _after_change(booking)
+    return booking
 
 
 def booking_expire_hold(*, booking: Booking) -> Booking | None:
@@ -245,9 +259,22 @@ def booking_get(*, user: User, booking_id: int) -> Booking:
     return booking
 
 
+def attendance_settle_due(*, bookings: QuerySet[Booking], now: datetime | None = None) -> int:
+    """Settle (completed / no-show from attendance) the confirmed sessions whose room has closed."""
+    from django.conf import settings
+
+    from .live import attendance_settle
+
+    now = now or timezone.now()
+    closed_before = now - timedelta(minutes=settings.LIVE_ROOM_CLOSES_MINUTES_AFTER)
+    due = bookings.filter(status=Booking.Status.CONFIRMED, ends_at__lt=closed_before).select_related("mentor")
+    return sum(1 for booking in due if attendance_settle(booking=booking, now=now) is not None)
+
+
 def learner_sessions(*, user: User, now: datetime | None = None) -> dict[str, list[Booking]]:
     now = now or timezone.now()
     holds_sweep(learner=user)
+    attendance_settle_due(bookings=Booking.objects.filter(learner=user), now=now)
     mine = list(Booking.objects.filter(learner=user).select_related("mentor__user").order_by("starts_at"))
     return {
         "upcoming": [b for b in mine if b.ends_at >= now and b.is_live],
@@ -258,6 +285,7 @@ def learner_sessions(*, user: User, now: datetime | None = None) -> dict[str, li
 def mentor_sessions(*, mentor: MentorProfile, now: datetime | None = None) -> dict[str, list[Booking]]:
     now = now or timezone.now()
     holds_sweep(mentor=mentor)
+    attendance_settle_due(bookings=Booking.objects.filter(mentor=mentor), now=now)
     mine = list(Booking.objects.filter(mentor=mentor).select_related("learner").order_by("starts_at"))
     return {
         "requests": [b for b in mine if b.status == Booking.Status.REQUESTED and b.starts_at >= now],

@@ -12,6 +12,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from shared.core.fields import EncryptedTextField
+
 SESSION_LENGTH_CHOICES = (15, 30, 45, 60, 90, 120)
 
 
@@ -327,3 +329,74 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"Calendar feed of {self.user}"
+
+
+class LiveRoomSettings(models.Model):
+    """The institution's ICE servers for live rooms (one row). TURN uses short-lived credentials
+    minted from `turn_secret` (the shared-secret scheme of coturn's `use-auth-secret`)."""
+
+    stun_urls = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    turn_urls = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    turn_secret = EncryptedTextField(blank=True)
+    turn_credential_ttl_seconds = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(60), MaxValueValidator(24 * 3600)]
+    )
+
+    class Meta:
+        verbose_name_plural = "live room settings"
+
+    def __str__(self) -> str:
+        return "Live room settings"
+
+
+class ChatMessage(models.Model):
+    """A chat line said in a live room; recent ones are replayed to whoever joins."""
+
+    booking = models.ForeignKey(Booking, null=True, blank=True, on_delete=models.CASCADE, related_name="chat")
+    group_session = models.ForeignKey(
+        GroupSession, null=True, blank=True, on_delete=models.CASCADE, related_name="chat"
+    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(booking__isnull=False, group_session__isnull=True)
+                | Q(booking__isnull=True, group_session__isnull=False),
+                name="chat_in_exactly_one_room",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.author_id}: {self.body[:40]}"
+
+
+class Attendance(models.Model):
+    """One stay of one participant in a live room: when they joined and when they left."""
+
+    booking = models.ForeignKey(
+        Booking, null=True, blank=True, on_delete=models.CASCADE, related_name="attendance"
+    )
+    group_session = models.ForeignKey(
+        GroupSession, null=True, blank=True, on_delete=models.CASCADE, related_name="attendance"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    joined_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["joined_at", "pk"]
+        indexes = [models.Index(fields=["booking", "user"]), models.Index(fields=["group_session", "user"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(booking__isnull=False, group_session__isnull=True)
+                | Q(booking__isnull=True, group_session__isnull=False),
+                name="attendance_in_exactly_one_room",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in room from {self.joined_at:%H:%M}"

@@ -1,6 +1,6 @@
 """Mentoring pages of an institution's site (namespace "mentoring")."""
 
-from .views import availability, bookings, directory, extras, groups
+from .views import availability, bookings, directory, extras, groups, live
 
 app_name = "mentoring"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     *bookings.urlpatterns,
     *groups.urlpatterns,
     *extras.urlpatterns,
+    *live.urlpatterns,
 ]

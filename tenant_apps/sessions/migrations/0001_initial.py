@@ -18,7 +18,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-        ("tenants", "0003_btree_gist"),
     ]
 
     operations = [
@@ -222,7 +221,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='booking',
-            constraint=django.contrib.postgres.constraints.ExclusionConstraint(condition=models.Q(('status__in', ['requested', 'held', 'confirmed'])), expressions=[('mentor', '='), ('blocked', '&&')], name='booking_no_double_booking', violation_error_message='The mentor is already booked at that time.'),
+            constraint=django.contrib.postgres.constraints.ExclusionConstraint(condition=models.Q(('status__in', ['requested', 'held', 'confirmed'])), expressions=[(tenant_apps.sessions.models.MentorPoint(), '&&'), ('blocked', '&&')], name='booking_no_double_booking', violation_error_message='The mentor is already booked at that time.'),
         ),
         migrations.AddConstraint(
             model_name='booking',

@@ -864,8 +864,9 @@ Errors in the server logs (exception types, counted):
   opened. One room (one echo socket) is opened, used and closed before the first reading, so lazy
   imports and pools are not counted.
 - CPU = user + system time over the sending phase in % of one core: daphne's, Redis' (`INFO cpu`) and
-  the load generator's; "machine busy" is every process on the machine (`/proc/stat`, out of
-  {int(host["nproc"]) * 100} %), so what exceeds the sum of the others is Postgres and anything else that ran.
+  the load generator's. "Machine busy" is every process on the machine (`/proc/stat`, out of
+  {int(host["nproc"]) * 100} %); the kernel samples it at ticks, so it reads low for bursty loads: it is
+  there to show whether anything else (another test run) competed for the cores.
   **The load generator shares the {host["nproc"]} cores with daphne, Redis and Postgres**: its own event-loop
   delay (client send lag = how late the sends left) is inside every figure.
 - Each variant runs in a fresh daphne (`config.asgi:application`, settings

@@ -273,6 +273,14 @@ def build_scene(*, token: str, institutions: int, connections: int, made: list[s
     return endpoints
 
 
+def forget_redis_keys(token: str) -> int:
+    """What the runs left in Redis under the throw-away schemas (cached sessions, the rooms' peer
+    registries, the list-based layer's groups): every such key carries the schema name."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    pattern = f"*bench_ws*_{token}*"  # the schemas of build_scene's bench-ws<n>-<token> subdomains
+    return sum(client.unlink(key) for key in client.scan_iter(match=pattern, count=1000))
+
+
 # --- The server -------------------------------------------------------------------------------
 
 
@@ -851,9 +859,10 @@ Errors in the server logs (exception types, counted):
 
 - {connections:,} connections = {connections // 2:,} rooms of a mentor and a learner whose confirmed booking
   started a minute ago, dealt round-robin over the throw-away institutions
-  (`tenants.services.institution_provision`; dropped at the end, also on error or Ctrl-C). Sessions
-  are stored with the session engine as `login()` would; each socket passes the whole stack (origin
-  check, institution from `Host`, session lookup in its schema, `room_join`, attendance, chat history).
+  (`tenants.services.institution_provision`; dropped at the end with their Redis keys, also on
+  error or Ctrl-C). Sessions are stored with the session engine as `login()` would; each socket
+  passes the whole stack (origin check, institution from `Host`, session lookup in its schema,
+  `room_join`, attendance, chat history).
 - Every connection sends one `offer` a second to the other peer of its room, the sends spread evenly
   over each second ({connections:,} messages/s in all) for {seconds} s. The `sdp` carries the sender's
   `perf_counter_ns`; the receiving client (the same process, the same clock) takes the difference on
@@ -982,6 +991,7 @@ def main() -> int:
                 drop_institution(subdomain)
             if made:
                 print(f"Dropped {len(made)} institutions (institution, domain and schema).")
+                print(f"Deleted {forget_redis_keys(token)} Redis keys of theirs.")
         finally:
             signal.signal(signal.SIGTERM, previous)
 

@@ -252,6 +252,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Secrets at rest -------------------------------------------------------------------------
 
+
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotate by putting a new key first).
 # Development derives one from SECRET_KEY; production must set its own.
 def _derived_fernet_key(secret: str) -> str:

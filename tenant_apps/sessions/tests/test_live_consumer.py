@@ -27,8 +27,8 @@ from tenant_apps.accounts.models import User
 from tenants.models import Institution
 
 from ..consumers import CHAT_BURST, MESSAGE_BURST
-from ..live_registry import PeerRegistry, _redis
 from ..live import MAX_PARTICIPANTS
+from ..live_registry import PeerRegistry, _redis
 from ..models import (
     Attendance,
     Booking,

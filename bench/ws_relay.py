@@ -89,46 +89,22 @@ VARIANT_ENV = {
         )
     },
 }
-# Experiments (--server-patch): code run in the server process before daphne starts, to measure a
-# change before it is made in the project. Not used by default.
+# Experiments (--server-patch): code run in the server process before daphne starts. Each one undoes
+# a change the project made for this benchmark's figures, so that its effect can be measured again
+# (docs/live.md). Not used by default.
 SERVER_PATCHES = {
-    # Channels runs close_old_connections() in the sync thread before every handler: a thread hop
-    # per frame and per layer message. Every database call of our consumers goes through
-    # database_sync_to_async (tenants.websocket.in_tenant), which closes stale connections itself.
-    "no-dispatch-hop": (
-        "import channels.consumer\n"
-        "async def _no_hop():\n"
-        "    return None\n"
-        "channels.consumer.aclose_old_connections = _no_hop\n"
-    ),
-    # Fewer, larger young collections and (almost) no full ones while sockets are open.
-    "gc-threshold": "gc.set_threshold(100_000, 50, 10)\n",
-    # Django keeps cache clients per async context, so every socket ends up holding its own
-    # django-redis client (session and host lookups, anything cached inside in_tenant). Forget
-    # them when each lookup or in_tenant call ends (the Redis connection pool is shared anyway).
-    "no-cache-per-socket": (
-        "import contextlib, django\n"
-        "django.setup()\n"
-        "from django.core.cache import caches\n"
+    # Channels' own dispatch: a hop to the sync thread (close_old_connections) before every frame
+    # and every layer message, instead of tenants.websocket.DirectDispatchMixin's.
+    "stock-dispatch": (
         "import tenants.websocket as stack\n"
-        "def _forget_caches():\n"
-        "    for alias in caches.settings:\n"
-        "        with contextlib.suppress(AttributeError):\n"
-        "            del caches[alias]\n"
-        "_tenant_context, _resolve = stack.tenant_context, stack.resolve_institution\n"
-        "@contextlib.contextmanager\n"
-        "def _tenant_context_forgetting(tenant):\n"
-        "    try:\n"
-        "        with _tenant_context(tenant):\n"
-        "            yield\n"
-        "    finally:\n"
-        "        _forget_caches()\n"
-        "def _resolve_forgetting(host):\n"
-        "    try:\n"
-        "        return _resolve(host)\n"
-        "    finally:\n"
-        "        _forget_caches()\n"
-        "stack.tenant_context, stack.resolve_institution = _tenant_context_forgetting, _resolve_forgetting\n"
+        "del stack.DirectDispatchMixin.dispatch\n"
+    ),
+    # Python's default garbage-collection thresholds instead of settings.ASGI_GC_THRESHOLD.
+    "stock-gc": "settings.ASGI_GC_THRESHOLD = None\n",
+    # Let every socket keep its own Django cache clients (tenants.websocket._forget_caches).
+    "cache-per-socket": (
+        "import tenants.websocket as stack\n"
+        "stack._forget_caches = lambda: None\n"
     ),
 }
 LABELS = {
@@ -322,9 +298,10 @@ class Server:
             (int(m[1]), float(m[2])) for m in re.finditer(r"^BENCH-GC (\d) (\d+\.\d)$", text, re.MULTILINE)
         ]
 
-    def errors(self) -> collections.Counter:
-        """The exceptions of the tracebacks in the server's log, by type."""
-        names = re.findall(r"^([a-zA-Z_][\w.]*(?:Error|Exception|Full|Timeout))\b", self.log(), re.MULTILINE)
+    def errors(self, until: int) -> collections.Counter:
+        """The exceptions of the tracebacks in the server's log (up to an offset), by type."""
+        text = self.log_path.read_bytes()[:until].decode(errors="replace")
+        names = re.findall(r"^([a-zA-Z_][\w.]*(?:Error|Exception|Full|Timeout))\b", text, re.MULTILINE)
         return collections.Counter(names)
 
     def stop(self) -> None:
@@ -713,6 +690,9 @@ async def measure(
         if not echo:
             await wait_for_disconnects(subdomains, timeout=60)
         layer = server.layer()
+        # Errors are counted up to here: stopping daphne cancels the consumers still unsubscribing
+        # from Redis, and channels_redis logs each cancellation; that is the benchmark's doing.
+        errors = server.errors(until=server.log_size())
         server.stop()
     result = Result(
         variant=variant,
@@ -728,7 +708,7 @@ async def measure(
         redis_cpu_percent=redis_cpu,
         machine_busy_percent=machine_busy,
         gc_pauses=gc_pauses,
-        server_errors=server.errors(),
+        server_errors=errors,
         layer=layer,
         failure=failure,
     )

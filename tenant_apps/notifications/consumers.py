@@ -2,10 +2,12 @@
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from tenants.websocket import DirectDispatchMixin
+
 from .push import user_group
 
 
-class NotificationsConsumer(AsyncJsonWebsocketConsumer):
+class NotificationsConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope["user"]
         await self.accept()

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from shared.core.errors import ApplicationError
 from tenant_apps.notifications.push import push_to_users
-from tenants.websocket import in_tenant
+from tenants.websocket import DirectDispatchMixin, in_tenant
 
 from . import live
 from .live import CLOSE_ENDED, CLOSE_FORBIDDEN, CLOSE_THROTTLED, MAX_PARTICIPANTS, Room, RoomRefused
@@ -104,7 +104,7 @@ def _room_exit(*, room: Room, attendance_id: int | None) -> None:
 # --- The consumer --------------------------------------------------------------------------------
 
 
-class LiveRoomConsumer(AsyncJsonWebsocketConsumer):
+class LiveRoomConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     room: Room | None = None
     left = False
     closing = False
@@ -117,7 +117,9 @@ class LiveRoomConsumer(AsyncJsonWebsocketConsumer):
         self.peer_channels: dict[str, str] = {}  # other peers of the room → their channel
         self.state = {"audio": False, "video": False, "screen": False}
         self.attendance_id: int | None = None
-        self.watcher: asyncio.Task | None = None
+        # The heartbeat waits as a timer, not as a sleeping task: one small handle per socket.
+        self.beat: asyncio.TimerHandle | None = None
+        self.beat_task: asyncio.Task | None = None
         self.bucket = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST)
         self.chat_bucket = TokenBucket(CHAT_PER_SECOND, CHAT_BURST)
         self.strikes, self.strikes_since = 0, time.monotonic()
@@ -193,7 +195,7 @@ class LiveRoomConsumer(AsyncJsonWebsocketConsumer):
                     "starts_at": room.starts_at.isoformat(),
                 },
             )
-        self.watcher = asyncio.create_task(self._watch())
+        self._schedule_beat()
 
     async def _announce_gone(self, room: Room, peer_ids: list[str]) -> None:
         """Peers whose server process died never said goodbye: say it for them."""
@@ -214,8 +216,10 @@ class LiveRoomConsumer(AsyncJsonWebsocketConsumer):
         if room is None or self.left:
             return
         self.left = True
-        if self.watcher is not None and self.watcher is not asyncio.current_task():
-            self.watcher.cancel()
+        if self.beat is not None:
+            self.beat.cancel()
+        if self.beat_task is not None and self.beat_task is not asyncio.current_task():
+            self.beat_task.cancel()
         try:
             await self.registry.leave(self.peer_id)
             await self.channel_layer.group_send(
@@ -225,16 +229,28 @@ class LiveRoomConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(room.group, self.channel_name)
             await in_tenant(self.scope, _room_exit, room=room, attendance_id=self.attendance_id)
 
-    async def _watch(self) -> None:
-        """Refreshes this peer's registry entry every heartbeat, and ends the session on time."""
-        while (seconds_left := (self.room.closes_at - timezone.now()).total_seconds()) > 0:
-            await asyncio.sleep(min(PeerRegistry.HEARTBEAT_SECONDS, seconds_left))
-            if seconds_left <= PeerRegistry.HEARTBEAT_SECONDS:
-                continue
+    def _schedule_beat(self) -> None:
+        """The next heartbeat: in HEARTBEAT_SECONDS, or when the room closes if that is sooner."""
+        seconds_left = (self.room.closes_at - timezone.now()).total_seconds()
+        delay = max(0.0, min(PeerRegistry.HEARTBEAT_SECONDS, seconds_left))
+        self.beat = asyncio.get_running_loop().call_later(delay, self._beat_due)
+
+    def _beat_due(self) -> None:
+        self.beat = None
+        if not (self.left or self.closing):
+            self.beat_task = asyncio.create_task(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        """Refreshes this peer's registry entry, and ends the session on time."""
+        if (self.room.closes_at - timezone.now()).total_seconds() > 0:
             try:
                 await self._announce_gone(self.room, await self.registry.touch(self.peer_id, self.record))
             except Exception:  # a Redis hiccup: the next beat tries again
                 logger.warning("live-room heartbeat failed in %s", self.room.group, exc_info=True)
+            if not (self.left or self.closing):
+                self.beat_task = None  # the loop holds this task until it returns
+                self._schedule_beat()
+            return
         if not self.closing:
             self.closing = True
             await self.send_json({"type": "session.ended", "reason": "time"})

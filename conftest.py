@@ -6,11 +6,16 @@ import pytest
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.test.utils import setup_databases, teardown_databases
+from django_tenants.utils import tenant_context
 
 from shared.core.testing import HostClient, drop_institution, host_of, make_user, signup_for
+from tenant_apps.billing.models import Gateways, pricing_policy
 from tenants.directory import directory
 from tenants.models import Institution
 from tenants.services import institution_provision
+
+# The local stand-ins of the payment providers (fixtures `stripe_standin`, `razorpay_standin`).
+pytest_plugins = ["tests.standins.stripe_standin", "tests.standins.razorpay_standin"]
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +47,11 @@ def _institutions(test_database, django_db_blocker) -> Iterator[tuple[Institutio
     with django_db_blocker.unblock():
         a = institution_provision(signup=signup_for("alpha-u")).institution
         b = institution_provision(signup=signup_for("beta-u")).institution
+        for institution in (a, b):  # learners pay through the offline sandbox unless a test says otherwise
+            with tenant_context(institution):
+                policy = pricing_policy()
+                policy.gateway = Gateways.SANDBOX
+                policy.save()
         yield a, b
         connection.set_schema_to_public()
         drop_institution(a)

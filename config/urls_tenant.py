@@ -10,6 +10,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("accounts/", include("tenant_apps.accounts.urls")),
     path("", include("tenant_apps.sessions.urls")),
+    path("billing/", include("tenant_apps.billing.urls")),
     path("api/", include("config.urls_api")),
     path("admin/", tenant_admin_site.urls),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant_media"),

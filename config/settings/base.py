@@ -27,6 +27,8 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 SECRET_KEY = env("SECRET_KEY", "insecure-development-key-change-me")
 DEBUG = env_bool("DEBUG", False)
+# production.py sets this: system checks refuse development-only features (the sandbox gateway).
+PRODUCTION = False
 
 # Institutions live on <slug>.<PLATFORM_DOMAIN>; the platform site on PLATFORM_DOMAIN itself.
 PLATFORM_DOMAIN = env("PLATFORM_DOMAIN", "localhost").lower()
@@ -289,11 +291,27 @@ elif CHANNEL_LAYER == "core":
     }
 else:
     raise ValueError(f"CHANNEL_LAYER must be 'pubsub' or 'core', not {CHANNEL_LAYER!r}")
+# Garbage-collection thresholds of the ASGI server process (config/asgi.py); None keeps Python's
+# (700, 10, 10). With thousands of sockets open, the default's frequent young and full collections
+# paused the relay for tens of milliseconds at a time (docs/live.md#latency).
+ASGI_GC_THRESHOLD = (100_000, 50, 10)
 # The live room opens this many minutes before a session and closes this long after its end.
 LIVE_ROOM_OPENS_MINUTES_BEFORE = 10
 LIVE_ROOM_CLOSES_MINUTES_AFTER = 30
 # Largest WebSocket frame a live room accepts (SDP offers are a few KiB).
 LIVE_ROOM_MAX_FRAME_BYTES = 64 * 1024
+
+# --- Payments -----------------------------------------------------------------------------------
+
+# The offline sandbox gateway (a local checkout page that sends signed webhooks): development and
+# tests only. Production refuses to start with it (system check billing.E001).
+BILLING_SANDBOX_ENABLED = False
+# Where the gateways' SDKs send their requests; empty means the provider's own API. Only tests and
+# local stand-ins set these; production refuses to start with them (billing.E002).
+BILLING_API_BASES = {"stripe": env("STRIPE_API_BASE"), "razorpay": env("RAZORPAY_API_BASE")}
+# A webhook event that could not be applied yet is retried this often, this many times.
+BILLING_WEBHOOK_RETRY_SECONDS = 60
+BILLING_WEBHOOK_MAX_ATTEMPTS = 30
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

@@ -10,3 +10,5 @@ SITE_PORT_SUFFIX = f":{env('SITE_PORT', env('PORT', '8000'))}"
 # Static files straight from static/ (production serves the collected, hashed copies).
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None
+# The offline sandbox gateway (docs/payments.md) is available here, never in production.
+BILLING_SANDBOX_ENABLED = True

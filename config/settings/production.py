@@ -4,6 +4,9 @@ from .base import *  # noqa: F403
 from .base import env, env_bool
 
 DEBUG = False
+# Marks these settings as production's: the system checks refuse development-only features here.
+PRODUCTION = True
+BILLING_SANDBOX_ENABLED = env_bool("BILLING_SANDBOX_ENABLED", False)
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     raise RuntimeError("SECRET_KEY must be set in production.")

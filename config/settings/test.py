@@ -19,3 +19,5 @@ STATIC_ROOT = None
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="peerlearn-test-media-"))
 # Concurrency tests run twenty threads, each with its own connection.
 DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 40
+# The offline sandbox gateway (docs/payments.md) is available here, never in production.
+BILLING_SANDBOX_ENABLED = True

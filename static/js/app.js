@@ -252,3 +252,7 @@
     }
   });
 })();
+
+// A page that only forwards a form (e.g. to a payment provider's hosted checkout) sends it at once;
+// the visible button is there for browsers without JavaScript.
+document.querySelectorAll("form[data-autosubmit]").forEach((form) => form.submit());

@@ -59,13 +59,33 @@ def holds_sweep(*, mentor: MentorProfile | None = None, learner: User | None = N
     return expired
 
 
-def _price_and_status(*, mentor: MentorProfile) -> tuple[int, str, datetime | None]:
-    if mentor.price_minor > 0:
-        hold_minutes = pricing_policy().payment_hold_minutes
-        return mentor.price_minor, Booking.Status.HELD, timezone.now() + timedelta(minutes=hold_minutes)
-    if mentor.requires_approval:
-        return 0, Booking.Status.REQUESTED, None
-    return 0, Booking.Status.CONFIRMED, None
+def _free_allowance_left(*, learner: User, policy) -> bool:
+    if not policy.free_sessions_per_learner:
+        return False
+    used = (
+        Booking.objects.filter(learner=learner, free_allowance=True)
+        .exclude(status__in=[Booking.Status.DECLINED, Booking.Status.EXPIRED, Booking.Status.RESCHEDULED])
+        .exclude(status=Booking.Status.CANCELLED)
+        .count()
+    )
+    return used < policy.free_sessions_per_learner
+
+
+def _price_and_status(*, mentor: MentorProfile, learner: User) -> tuple[int, str, datetime | None, bool]:
+    """(price, status, hold end, free allowance) of a new booking under the pricing policy."""
+    policy = pricing_policy()
+    free = mentor.price_minor > 0 and _free_allowance_left(learner=learner, policy=policy)
+    if mentor.price_minor > 0 and not free:
+        if policy.gateway == "none":
+            raise ApplicationError(
+                "This institution does not take payments online yet, so only free sessions can be booked.",
+                code="no_gateway",
+                status=409,
+            )
+        hold_ends = timezone.now() + timedelta(minutes=policy.payment_hold_minutes)
+        return mentor.price_minor, Booking.Status.HELD, hold_ends, False
+    status = Booking.Status.REQUESTED if mentor.requires_approval else Booking.Status.CONFIRMED
+    return (mentor.price_minor if free else 0), status, None, free
 
 
 def _insert(booking: Booking) -> Booking:
@@ -116,7 +136,7 @@ def booking_request(
     mentor_lock(mentor=mentor)
     holds_sweep(mentor=mentor)
     slot = slot_for(mentor=mentor, starts_at=starts_at, minutes=minutes)
-    price_minor, status, hold_expires_at = _price_and_status(mentor=mentor)
+    price_minor, status, hold_expires_at, free = _price_and_status(mentor=mentor, learner=learner)
     booking = Booking(
         mentor=mentor,
         learner=learner,
@@ -126,7 +146,8 @@ def booking_request(
         status=status,
         hold_expires_at=hold_expires_at,
         price_minor=price_minor,
-        currency=connection.tenant.currency,
+        currency=pricing_policy().currency,
+        free_allowance=free,
         topic=topic.strip()[:200],
     )
     booking.full_clean(exclude=["blocked"], validate_constraints=False)
@@ -167,15 +188,13 @@ def booking_confirm_payment(*, booking: Booking) -> Booking:
     return booking
 
 
-def booking_expire_hold(*, booking: Booking) -> Booking | None:
+def booking_expire_hold(*, booking: Booking, note: str = "The payment hold ran out.") -> Booking | None:
     """A hold's time is up: expire it (nothing happens if it was paid or expired meanwhile)."""
     with transaction.atomic():
         locked = Booking.objects.select_for_update().get(pk=booking.pk)
         if locked.status != Booking.Status.HELD or locked.hold_expires_at > timezone.now():
             return None
-        locked = lifecycle.transition(
-            booking=locked, event="expire", actor=None, note="The payment hold ran out."
-        )
+        locked = lifecycle.transition(booking=locked, event="expire", actor=None, note=note)
     _after_change(locked)
     return locked
 
@@ -224,6 +243,9 @@ def booking_reschedule(
     )
     _insert(new)
     lifecycle.record(booking=new, from_status="", actor=actor, note=f"Rescheduled from booking {old.pk}")
+    from tenant_apps.billing.services import payments_move
+
+    payments_move(source=old, target=new)
     _after_change(new)
     return new
 

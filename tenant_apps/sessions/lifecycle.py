@@ -4,7 +4,7 @@
         │  └──decline──▶ declined        ├──no_show──▶ no_show
         │                                 ├──cancel───▶ cancelled
     held ──pay──▶ confirmed               └──reschedule▶ rescheduled (a new booking takes over)
-        └──expire──▶ expired
+        └──expire──▶ expired ──reinstate──▶ confirmed (paid after the hold ran out, slot still free)
 
 Every transition is recorded (who, when, from, to, note) in BookingTransition, inside the
 transaction that makes it, with the booking row locked.
@@ -30,6 +30,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "decline": (frozenset({S.REQUESTED}), S.DECLINED),
     "pay": (frozenset({S.HELD}), S.CONFIRMED),
     "expire": (frozenset({S.HELD}), S.EXPIRED),
+    "reinstate": (frozenset({S.EXPIRED}), S.CONFIRMED),
     "cancel": (frozenset({S.REQUESTED, S.HELD, S.CONFIRMED}), S.CANCELLED),
     "reschedule": (frozenset({S.REQUESTED, S.CONFIRMED}), S.RESCHEDULED),
     "complete": (frozenset({S.CONFIRMED}), S.COMPLETED),
@@ -41,6 +42,7 @@ EVENT_VERBS = {
     "decline": "declined",
     "pay": "paid for",
     "expire": "expired",
+    "reinstate": "reinstated",
     "cancel": "cancelled",
     "reschedule": "rescheduled",
     "complete": "marked completed",
@@ -80,6 +82,10 @@ def transition(
     locked.full_clean(exclude=["blocked", "mentor", "learner", "rescheduled_from"])
     locked.save()
     record(booking=locked, from_status=from_status, actor=actor, note=note)
+    # Money follows the booking (refunds, earnings, pending payments) in the same transaction.
+    from tenant_apps.billing.services import on_booking_transition
+
+    on_booking_transition(booking=locked, event=event)
     booking.refresh_from_db()
     return locked
 

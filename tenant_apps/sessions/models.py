@@ -173,6 +173,11 @@ class Booking(models.Model):
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     price_minor = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3)
+    # One of the learner's free sessions of the pricing policy: the mentor's price, not charged.
+    free_allowance = models.BooleanField(default=False)
+    # The learner confirmed a session the mentor marked completed (releases the mentor's earning
+    # when the live room's attendance did not already show both).
+    learner_confirmed_at = models.DateTimeField(null=True, blank=True)
     topic = models.CharField(max_length=200, blank=True)
     cancel_reason = models.TextField(blank=True, max_length=1000)
     rescheduled_from = models.OneToOneField(

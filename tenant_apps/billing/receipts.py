@@ -1,0 +1,33 @@
+"""What a receipt says: one payment, or one refund of it."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from .models import Payment, Refund
+
+
+def format_money(amount_minor: int, currency: str) -> str:
+    """12345, "USD" → "USD 123.45" (every supported currency has two decimals, JPY none)."""
+    zero_decimal = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX"}
+    if currency.upper() in zero_decimal:
+        return f"{currency} {amount_minor:,}"
+    sign = "-" if amount_minor < 0 else ""
+    whole, cents = divmod(abs(amount_minor), 100)
+    return f"{sign}{currency} {whole:,}.{cents:02d}"
+
+
+def receipt_context(*, payment: Payment, refund: Refund | None = None) -> dict:
+    booking = payment.booking
+    return {
+        "payment": payment,
+        "refund": refund,
+        "booking": booking,
+        "mentor_name": booking.mentor.user.full_name,
+        "amount": format_money(refund.amount_minor if refund else payment.amount_minor, payment.currency),
+        "paid": format_money(payment.amount_minor, payment.currency),
+        "refunded": format_money(payment.refunded_minor, payment.currency),
+        "number": refund.reference if refund else payment.reference,
+        "receipt_path": reverse("billing:receipt", args=[payment.reference])
+        + (f"?refund={refund.reference}" if refund else ""),
+    }

@@ -1,0 +1,3 @@
+"""Billing pages for institution admins and mentors (settings, payments, payouts, earnings)."""
+
+urlpatterns: list = []

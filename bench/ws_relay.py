@@ -95,17 +95,11 @@ VARIANT_ENV = {
 SERVER_PATCHES = {
     # Channels' own dispatch: a hop to the sync thread (close_old_connections) before every frame
     # and every layer message, instead of tenants.websocket.DirectDispatchMixin's.
-    "stock-dispatch": (
-        "import tenants.websocket as stack\n"
-        "del stack.DirectDispatchMixin.dispatch\n"
-    ),
+    "stock-dispatch": ("import tenants.websocket as stack\ndel stack.DirectDispatchMixin.dispatch\n"),
     # Python's default garbage-collection thresholds instead of settings.ASGI_GC_THRESHOLD.
     "stock-gc": "settings.ASGI_GC_THRESHOLD = None\n",
     # Let every socket keep its own Django cache clients (tenants.websocket._forget_caches).
-    "cache-per-socket": (
-        "import tenants.websocket as stack\n"
-        "stack._forget_caches = lambda: None\n"
-    ),
+    "cache-per-socket": ("import tenants.websocket as stack\nstack._forget_caches = lambda: None\n"),
 }
 LABELS = {
     "echo": "Baseline: bare Channels echo (bench/echo_asgi.py)",

@@ -654,11 +654,17 @@ def earning_release(*, booking: Booking) -> Earning | None:
 # --- Payouts ---------------------------------------------------------------------------------------
 
 
-def payout_onboarding(*, mentor: MentorProfile, return_url: str, refresh_url: str) -> str:
-    """Create (or continue) the mentor's payout account; returns where to send them ("" if done)."""
+def payout_onboarding(
+    *, mentor: MentorProfile, return_url: str, refresh_url: str, address: dict[str, str] | None = None
+) -> str:
+    """Create (or continue) the mentor's payout account; returns where to send them ("" if done).
+
+    Razorpay's linked accounts need the mentor's postal `address` (street1, street2, city, state,
+    postal_code, country); Stripe and the sandbox collect what they need on their own pages.
+    """
     name = pricing_policy().gateway
     try:
-        gateway = gateway_for(name)
+        gateway = gateway_for(name, account_address=address)
         account = PayoutAccount.objects.filter(mentor=mentor, gateway=name).first()
         onboarding = gateway.onboard_mentor(
             account_id=account.account_id if account else "",

@@ -118,12 +118,8 @@ def payment_callback(request: HttpRequest, reference: str) -> HttpResponse:
     try:
         verified = gateway_for(payment.gateway).verify_payment(provider_ref=payment.provider_ref, data=data)
     except SignatureError:
-        return render(
-            request,
-            "errors/400.html",
-            {"message": "That payment confirmation could not be verified."},
-            status=400,
-        )
+        context = {"message": "That payment confirmation could not be verified, so nothing was changed."}
+        return render(request, "billing/payment_problem.html", context, status=400)
     except GatewayError as error:
         messages.error(request, error.message)
         return redirect(_booking_url(payment.booking_id))

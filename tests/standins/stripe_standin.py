@@ -1349,7 +1349,7 @@ class StripeStandin:
                 copy.deepcopy(o.data) for o in self.state.objects.values() if o.data["object"] == "transfer"
             ]
 
-    # helpers
+    # internals
 
     def _front_session(self, session_id: str) -> _Owned:
         owned = self.state.find(session_id, "checkout.session")

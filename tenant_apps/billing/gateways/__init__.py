@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.db import connection
 from django.utils.module_loading import import_string
 
 from ..models import GatewayAccount, Gateways
@@ -30,8 +31,11 @@ def sandbox_account() -> GatewayAccount:
     return account
 
 
-def gateway_for(name: str) -> Gateway:
-    """The institution's gateway `name`, with its credentials; GatewayError if it cannot be used."""
+def gateway_for(name: str, **options) -> Gateway:
+    """The institution's gateway `name`, with its credentials; GatewayError if it cannot be used.
+
+    `options` go to the implementation (Razorpay: `account_address` for a mentor's linked account).
+    """
     if name not in IMPLEMENTATIONS:
         raise GatewayError("Online payments are not set up for this institution.", code="no_gateway")
     if name == Gateways.SANDBOX:
@@ -49,4 +53,8 @@ def gateway_for(name: str) -> Gateway:
         public_key=account.public_key, secret_key=account.secret_key, webhook_secret=account.webhook_secret
     )
     implementation = import_string(IMPLEMENTATIONS[name])
-    return implementation(credentials, api_base=settings.BILLING_API_BASES.get(name) or "")
+    if name == Gateways.RAZORPAY:
+        options.setdefault("business_name", connection.tenant.name)
+    else:
+        options.pop("account_address", None)
+    return implementation(credentials, api_base=settings.BILLING_API_BASES.get(name) or "", **options)

@@ -106,7 +106,9 @@ def booking_detail(request: HttpRequest, booking_id: int) -> HttpResponse:
         "can_review": review_can_create(booking, request.user),
         "can_reply": review_can_reply(booking, request.user),
         "reschedule_slots": _reschedule_slots(booking),
-        "payments": booking.payments.exclude(status__in=["pending", "cancelled", "failed"]) if not is_mentor else [],
+        "payments": []
+        if is_mentor
+        else booking.payments.exclude(status__in=["pending", "cancelled", "failed"]),
     }
     return render(request, "mentoring/booking_detail.html", context)
 

@@ -111,9 +111,21 @@ class Command(BaseCommand):
             with tenant_context(institution):
                 self._brand(institution, demo)
                 self._people(demo["people"], timezone_name=signup.timezone)
+                self._payments()
                 seed_mentoring()
                 User.objects.filter(email_verified_at__isnull=True).update(email_verified_at=timezone.now())
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
+
+    def _payments(self) -> None:
+        """Learners pay through the offline sandbox checkout (only where it is enabled)."""
+        from django.conf import settings
+
+        from tenant_apps.billing.models import Gateways, pricing_policy
+
+        policy = pricing_policy()
+        if settings.BILLING_SANDBOX_ENABLED and policy.gateway == Gateways.NONE:
+            policy.gateway = Gateways.SANDBOX
+            policy.save()
 
     def _brand(self, institution: Institution, demo: dict) -> None:
         for name, value in demo["branding"].items():

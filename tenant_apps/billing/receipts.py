@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from tenants.countries import CURRENCY_EXPONENTS
+
 from .models import Payment, Refund
 
 
 def format_money(amount_minor: int, currency: str) -> str:
-    """12345, "USD" → "USD 123.45" (every supported currency has two decimals, JPY none)."""
-    zero_decimal = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX"}
-    if currency.upper() in zero_decimal:
-        return f"{currency} {amount_minor:,}"
+    """12345, "USD" → "USD 123.45"; the currency's own number of decimals (JPY 0, KWD 3)."""
+    exponent = CURRENCY_EXPONENTS.get(currency.upper(), 2)
     sign = "-" if amount_minor < 0 else ""
-    whole, cents = divmod(abs(amount_minor), 100)
-    return f"{sign}{currency} {whole:,}.{cents:02d}"
+    if exponent == 0:
+        return f"{sign}{currency} {abs(amount_minor):,}"
+    whole, fraction = divmod(abs(amount_minor), 10**exponent)
+    return f"{sign}{currency} {whole:,}.{fraction:0{exponent}d}"
 
 
 def receipt_context(*, payment: Payment, refund: Refund | None = None) -> dict:

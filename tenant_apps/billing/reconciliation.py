@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,8 +29,9 @@ A = LedgerAccount
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
-# The gateway is asked about each payment in turn: beyond this many the report covers the newest.
-MAX_PAYMENTS = 200
+# The gateway is asked about each payment in turn, within the page's request: beyond this many the
+# report covers the newest (the page says so and suggests a shorter period).
+MAX_PAYMENTS = 100
 
 
 class RowStatus(enum.StrEnum):
@@ -84,7 +86,7 @@ class Report:
         return not self.unbalanced_transactions and all(row.status == RowStatus.OK for row in self.rows)
 
 
-def _by_payment(rows) -> dict[int, int]:
+def _by_payment(rows: Iterable[dict]) -> dict[int, int]:
     return {row["payment_id"]: row["total"] or 0 for row in rows}
 
 

@@ -40,6 +40,7 @@ from .gateways.base import (
 )
 from .ledger import A, Line, move
 from .models import Earning, Gateways, Payment, Payout, PayoutAccount, PricingPolicy, Refund, pricing_policy
+from .receipts import format_money
 
 logger = logging.getLogger(__name__)
 
@@ -319,12 +320,13 @@ def _refund_record(
         raise ApplicationError(
             "A refund must be more than zero.", fields={"amount": ["Enter a positive amount."]}
         )
-    if amount_minor > payment.amount_minor - payment.refunded_minor or not payment.is_paid:
+    left = payment.amount_minor - payment.refunded_minor if payment.is_paid else 0
+    if amount_minor > left:
         raise ApplicationError(
             "That is more than what is left to refund on this payment.",
             code="refund_too_large",
             status=409,
-            fields={"amount": [f"At most {payment.amount_minor - payment.refunded_minor} can be refunded."]},
+            fields={"amount": [f"At most {format_money(left, payment.currency)} can be refunded."]},
         )
     refund = Refund.objects.create(
         reference=new_reference("ref"),

@@ -8,7 +8,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncMonth
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -29,7 +29,7 @@ from shared.core.errors import ApplicationError
 from tenant_apps.accounts.models import User
 from tenant_apps.sessions.calendar import site_url
 from tenant_apps.sessions.models import MentorProfile
-from tenants.countries import CURRENCY_CHOICES, CURRENCY_EXPONENTS
+from tenants.countries import COUNTRY_CHOICES, CURRENCY_CHOICES, CURRENCY_EXPONENTS
 
 from . import services
 from .models import (
@@ -357,14 +357,14 @@ class GatewayKeysForm(forms.Form):
         labels = self.LABELS[gateway]
         placeholders = self.PLACEHOLDERS[gateway]
         for name, label, placeholder in zip(self.fields, labels, placeholders, strict=True):
-            self.fields[name].label = label
-            if placeholder:
-                self.fields[name].widget.attrs["placeholder"] = placeholder
-        for name in ("secret_key", "webhook_secret"):
-            if self.stored(name):
-                self.fields[name].help_text = "•••• set. Leave blank to keep the current one."
-            else:
-                self.fields[name].widget.attrs["placeholder"] = placeholders[1 if name == "secret_key" else 2]
+            field = self.fields[name]
+            field.label = label
+            if name != "public_key" and self.stored(name):
+                # The stored secret is never sent to the browser, only the fact that there is one.
+                field.widget.attrs["placeholder"] = "•••• set"
+                field.help_text = "Leave blank to keep the current one."
+            elif placeholder:
+                field.widget.attrs["placeholder"] = placeholder
 
     def stored(self, name: str) -> bool:
         return bool(self.account is not None and getattr(self.account, name))
@@ -518,7 +518,7 @@ class RefundForm(forms.Form):
         except ValueError:
             raise forms.ValidationError(
                 f"{currency} amounts have at most {currency_exponent(currency)} decimals."
-            )
+            ) from None
         if minor <= 0:
             raise forms.ValidationError("Enter an amount above zero.")
         if minor > self.payment.refundable_minor:
@@ -871,12 +871,41 @@ def _user_zone(user: User) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-@login_required
-@require_safe
-def earnings(request: HttpRequest) -> HttpResponse:
-    mentor = _mentor_or_redirect(request)
-    if isinstance(mentor, HttpResponse):
-        return mentor
+class PayoutAddressForm(forms.Form):
+    """The postal address Razorpay needs to open a mentor's linked account (sent on, not stored)."""
+
+    street1 = forms.CharField(label="Address line 1", max_length=100)
+    street2 = forms.CharField(label="Address line 2", max_length=100, help_text="Area or locality.")
+    city = forms.CharField(max_length=100)
+    state = forms.CharField(label="State", max_length=100)
+    postal_code = forms.CharField(label="Postal code", max_length=20)
+    country = forms.ChoiceField(choices=COUNTRY_CHOICES)
+
+    def __init__(self, *args, country: str = "", **kwargs) -> None:
+        kwargs.setdefault("prefix", "address")
+        kwargs.setdefault("initial", {"country": country})
+        super().__init__(*args, **kwargs)
+
+    def address(self) -> dict[str, str]:
+        data = self.cleaned_data
+        return {
+            "street1": data["street1"],
+            "street2": data["street2"],
+            "city": data["city"],
+            "state": data["state"].upper(),
+            "postal_code": data["postal_code"],
+            "country": data["country"],
+        }
+
+
+def _needs_address(policy: PricingPolicy, account: PayoutAccount | None) -> bool:
+    """Razorpay opens a linked account from the mentor's address; once it exists, it is looked up."""
+    return policy.gateway == Gateways.RAZORPAY and account is None
+
+
+def _earnings_page(
+    request: HttpRequest, mentor: MentorProfile, *, address_form: PayoutAddressForm | None = None
+) -> HttpResponse:
     policy = pricing_policy()
     released: dict[str, int] = {}
     for row in (
@@ -910,6 +939,8 @@ def earnings(request: HttpRequest) -> HttpResponse:
         if policy.gateway != Gateways.NONE
         else None
     )
+    if address_form is None and _needs_address(policy, account):
+        address_form = PayoutAddressForm(country=getattr(request.tenant, "country", ""))
     currency = policy.currency or next(iter(released), "USD")
     chart = earnings_chart(mentor=mentor, currency=currency, zone=_user_zone(request.user))
     context = {
@@ -917,6 +948,7 @@ def earnings(request: HttpRequest) -> HttpResponse:
         "policy": policy,
         "payouts_online": policy.gateway != Gateways.NONE,
         "account": account,
+        "address_form": address_form,
         "released_display": _money_list(released) or money(0, currency),
         "in_transit_display": _money_list(payout_totals[Payout.Status.PENDING]) or money(0, currency),
         "paid_display": _money_list(payout_totals[Payout.Status.PAID]) or money(0, currency),
@@ -928,25 +960,51 @@ def earnings(request: HttpRequest) -> HttpResponse:
             for label, amount in zip(chart["labels"], chart["values_minor"], strict=True)
         ],
     }
-    return render(request, "billing/earnings.html", context)
+    status = 400 if address_form is not None and address_form.errors else 200
+    return render(request, "billing/earnings.html", context, status=status)
+
+
+@login_required
+@require_safe
+def earnings(request: HttpRequest) -> HttpResponse:
+    mentor = _mentor_or_redirect(request)
+    if isinstance(mentor, HttpResponse):
+        return mentor
+    return _earnings_page(request, mentor)
 
 
 @login_required
 @require_POST
 def onboarding(request: HttpRequest) -> HttpResponse:
+    """Start or continue setting up the mentor's payout account at the institution's gateway."""
     mentor = _mentor_or_redirect(request)
     if isinstance(mentor, HttpResponse):
         return mentor
+    policy = pricing_policy()
+    account = PayoutAccount.objects.filter(mentor=mentor, gateway=policy.gateway).first()
+    address = None
+    if _needs_address(policy, account):
+        form = PayoutAddressForm(request.POST, country=getattr(request.tenant, "country", ""))
+        if not form.is_valid():
+            return _earnings_page(request, mentor, address_form=form)
+        address = form.address()
     back = request.build_absolute_uri(reverse("billing:earnings"))
     try:
-        url = services.payout_onboarding(mentor=mentor, return_url=back, refresh_url=back)
+        url = services.payout_onboarding(mentor=mentor, return_url=back, refresh_url=back, address=address)
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect("billing:earnings")
-    if not url:
+    if url:
+        return redirect(url)
+    if PayoutAccount.objects.filter(mentor=mentor, gateway=policy.gateway, ready=True).exists():
         messages.success(request, "Payouts are set up.")
-        return redirect("billing:earnings")
-    return redirect(url)
+    else:
+        messages.info(
+            request,
+            f"Your payout account is created. Payouts start once {Gateways(policy.gateway).label} "
+            "has activated it.",
+        )
+    return redirect("billing:earnings")
 
 
 # --- Receipts ---------------------------------------------------------------------------------------
@@ -971,17 +1029,17 @@ def receipt(request: HttpRequest, reference: str) -> HttpResponse:
         if refund is None:
             raise Http404("No such receipt.")
     context = receipt_context(payment=payment, refund=refund)
+    settled = (
+        list(payment.refunds.filter(status=Refund.Status.SUCCEEDED).order_by("created_at", "pk"))
+        if refund is None
+        else []
+    )
     context.update(
         {
             "institution": request.tenant,
             "learner": payment.learner,
-            "zone": _user_zone(payment.learner).key,
-            "refunds": [
-                {"refund": r, "amount": money(r.amount_minor, r.currency)}
-                for r in payment.refunds.filter(status=Refund.Status.SUCCEEDED).order_by("created_at", "pk")
-            ]
-            if refund is None
-            else [],
+            "refunds": [{"refund": r, "amount": money(r.amount_minor, r.currency)} for r in settled],
+            "net": money(payment.amount_minor - sum(r.amount_minor for r in settled), payment.currency),
             "is_admin_view": user.pk != payment.learner_id,
         }
     )

@@ -338,8 +338,8 @@ class RazorpayGateway(Gateway):
             if not all(address.get(key) for key in ADDRESS_FIELDS):
                 raise GatewayError(
                     "Razorpay needs a full registered address (street, city, state, postal code, "
-                    "country) to create a mentor's linked account; add the institution's address "
-                    "to its Razorpay settings.",
+                    "country) to create a mentor's linked account: please enter the mentor's "
+                    "address.",
                     code="address_required",
                 )
             account = self._call(

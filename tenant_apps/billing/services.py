@@ -172,6 +172,11 @@ def payment_succeeded(
     from tenant_apps.sessions.bookings import booking_confirm_payment, mentor_lock
 
     with transaction.atomic():
+        # Locks in the order every booking change takes them (mentor, booking, then payment), so
+        # a payment arriving while its hold expires or the slot is rebooked waits, never deadlocks.
+        booking = Booking.objects.select_related("mentor__user").get(pk=payment.booking_id)
+        mentor_lock(mentor=booking.mentor)
+        booking = Booking.objects.select_for_update().select_related("mentor__user").get(pk=booking.pk)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.is_paid:
             return payment  # a second notice of the same payment
@@ -209,9 +214,6 @@ def payment_succeeded(
                 payment=payment,
                 booking_id=payment.booking_id,
             )
-        booking = Booking.objects.select_related("mentor__user").get(pk=payment.booking_id)
-        mentor_lock(mentor=booking.mentor)
-        booking.refresh_from_db()
         mismatch = amount_minor != booking.price_minor or currency.upper() != booking.currency
         already_paid = (
             Payment.objects.filter(booking=booking, status__in=Payment.PAID_STATUSES)
@@ -275,6 +277,7 @@ def payment_failed(*, payment: Payment, reason: str) -> Payment:
     from tenant_apps.sessions.bookings import booking_expire_hold
 
     with transaction.atomic():
+        Booking.objects.select_for_update().filter(pk=payment.booking_id).first()  # booking, then payment
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status != Payment.Status.PENDING:
             return payment  # paid, or already failed/cancelled: a late or repeated failure changes nothing

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from shared.core.errors import ApplicationError
@@ -55,8 +55,13 @@ def webhook_receive(*, gateway: str, body: bytes, headers: Mapping[str, str]) ->
                 provider_created_at=parsed.created,
             )
     except IntegrityError:
-        return Received(WebhookEvent.objects.get(gateway=gateway, event_id=parsed.event_id), replay=True)
+        event = WebhookEvent.objects.get(gateway=gateway, event_id=parsed.event_id)
+        if event.processed_at is None:  # stored, but not applied yet: a redelivery is a retry
+            webhook_process(event=event, parsed=parsed)
+            event.refresh_from_db()
+        return Received(event, replay=True)
     webhook_process(event=event, parsed=parsed)
+    event.refresh_from_db()
     return Received(event, replay=False)
 
 
@@ -81,6 +86,9 @@ def webhook_process(*, event: WebhookEvent, parsed: GatewayEvent | None = None) 
         message = getattr(error, "message", str(error))
     except GatewayError as error:
         message = error.message
+    except OperationalError as error:  # e.g. a deadlock or a lost connection: try again later
+        logger.warning("webhook %s %s failed: %s", event.gateway, event.event_id, error)
+        message = "A database error interrupted it; it will be retried."
     attempts = event.attempts + 1
     WebhookEvent.objects.filter(pk=event.pk).update(attempts=attempts, error=message[:300])
     logger.info("webhook %s %s not applied yet: %s", event.gateway, event.event_id, message)

@@ -3,8 +3,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from shared.platform_billing.views import public_urlpatterns as platform_billing_urls
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    *platform_billing_urls,
     path("", include("shared.platform_site.urls")),
 ]
 handler403 = "shared.core.views.forbidden"

@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from shared.platform_billing.views import tenant_urlpatterns as tenant_plan_urls
 from tenant_apps.accounts.admin import tenant_admin_site
 from tenant_apps.accounts.views import home
 from tenants.views import tenant_media
@@ -11,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("tenant_apps.accounts.urls")),
     path("", include("tenant_apps.sessions.urls")),
     path("billing/", include("tenant_apps.billing.urls")),
+    path("plan/", include((tenant_plan_urls, "plan"))),
     path("api/", include("config.urls_api")),
     path("admin/", tenant_admin_site.urls),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant_media"),

@@ -31,6 +31,13 @@ class Branding:
     theme: str
 
 
+def _may_remove_branding(institution: Institution) -> bool:
+    from shared.platform_billing.limits import has_feature
+    from shared.platform_billing.models import Feature
+
+    return has_feature(Feature.REMOVE_BRANDING, institution=institution)
+
+
 def branding_for(institution: Institution | None) -> Branding:
     if institution is None or institution.is_public:
         return Branding(
@@ -50,6 +57,6 @@ def branding_for(institution: Institution | None) -> Branding:
         primary_contrast=contrast_color(institution.primary_color),
         accent_color=institution.accent_color,
         is_platform=False,
-        show_powered_by=True,
+        show_powered_by=not (institution.hide_powered_by and _may_remove_branding(institution)),
         theme=institution.theme,
     )

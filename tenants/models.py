@@ -28,6 +28,8 @@ class Institution(TenantMixin):
     # Stored under the institution's own media prefix (MEDIA_ROOT/<schema>/branding/...).
     logo = models.ImageField(upload_to="branding/", blank=True)
 
+    # Only honoured on plans with the "remove branding" feature (shared/platform_billing).
+    hide_powered_by = models.BooleanField(default=False)
     signup_policy = models.CharField(max_length=20, choices=SignupPolicy.choices, default=SignupPolicy.OPEN)
     signup_email_domains = ArrayField(
         models.CharField(max_length=253),

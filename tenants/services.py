@@ -156,6 +156,12 @@ def _create_admin(p: Provisioning) -> None:
     transaction.on_commit(send_verification)
 
 
+def _start_trial(p: Provisioning) -> None:
+    from shared.platform_billing.services import trial_start
+
+    trial_start(institution=p.institution)
+
+
 def _create_login_link(p: Provisioning) -> None:
     with tenant_context(p.institution):
         p.login_token = login_link_create(user=p.admin)
@@ -173,6 +179,7 @@ STEPS: tuple[Step, ...] = (
     Step("Creating its database schema", _create_schema),
     Step("Adding its domain", _create_domain),
     Step("Creating the first administrator", _create_admin),
+    Step("Starting the free trial", _start_trial),
     Step("Preparing the administrator's sign-in link", _create_login_link),
 )
 

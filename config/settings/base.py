@@ -47,6 +47,7 @@ SHARED_APPS = [
     "django_tenants",
     "shared.core",
     "shared.platform_site",
+    "shared.platform_billing",
     "tenant_apps.accounts",
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -99,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenant_apps.accounts.middleware.ViewerTimezoneMiddleware",
+    "shared.platform_billing.middleware.SubscriptionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -119,6 +121,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.branding",
+                "shared.platform_billing.context_processors.plan_notice",
             ],
         },
     },
@@ -313,13 +316,34 @@ BILLING_API_BASES = {"stripe": env("STRIPE_API_BASE"), "razorpay": env("RAZORPAY
 BILLING_WEBHOOK_RETRY_SECONDS = 60
 BILLING_WEBHOOK_MAX_ATTEMPTS = 30
 
+# --- The platform's own billing of institutions (shared/platform_billing) -------------------------
+
+# The platform's Stripe account (not the institutions' gateways). api_base: tests and stand-ins only.
+PLATFORM_STRIPE = {
+    "secret_key": env("PLATFORM_STRIPE_SECRET_KEY"),
+    "webhook_secret": env("PLATFORM_STRIPE_WEBHOOK_SECRET"),
+    "api_base": env("PLATFORM_STRIPE_API_BASE"),
+}
+PLATFORM_TRIAL_DAYS = 14
+# Past due this long → suspended (readable, no new bookings).
+PLATFORM_GRACE_DAYS = int(env("PLATFORM_GRACE_DAYS", "7"))
+# A cancelled institution's data is kept this long, then its schema is deleted.
+PLATFORM_RETENTION_DAYS = int(env("PLATFORM_RETENTION_DAYS", "90"))
+PLATFORM_DEFAULT_PLAN = "growth"
+
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "platform-subscriptions-sweep": {
+        "task": "shared.platform_billing.tasks.subscriptions_sweep",
+        "schedule": 15 * 60,
+    },
+    "platform-usage-report": {"task": "shared.platform_billing.tasks.usage_report_all", "schedule": 24 * 60 * 60},
+}
 
 LOGGING = {
     "version": 1,

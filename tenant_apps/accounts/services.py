@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from shared.core.errors import ApplicationError
+from shared.platform_billing.limits import require_room
+from shared.platform_billing.models import Limit
 from tenants.models import Institution
 
 from .avatars import avatar_from_upload
@@ -93,6 +95,10 @@ def user_signup(
         user.mentor_status = User.MentorStatus.PENDING
         user.mentor_application = mentor_application.strip()
     _password_errors(password=password, user=user)
+    if user.role == User.Role.LEARNER:
+        require_room(Limit.ACTIVE_LEARNERS, institution=institution)
+    elif user.role == User.Role.MENTOR and user.mentor_status == User.MentorStatus.APPROVED:
+        require_room(Limit.ACTIVE_MENTORS, institution=institution)
     user.set_password(password)
     user.full_clean()
     user.save()
@@ -251,6 +257,8 @@ def mentor_decide(*, actor: User, member: User, approve: bool) -> User:
     member = User.objects.select_for_update().get(pk=member.pk)
     if member.mentor_status != User.MentorStatus.PENDING:
         raise ApplicationError(f"{member} has no pending mentor application.")
+    if approve and member.is_active:
+        require_room(Limit.ACTIVE_MENTORS)
     member.mentor_status = User.MentorStatus.APPROVED if approve else User.MentorStatus.REJECTED
     if not approve:
         member.role = User.Role.LEARNER
@@ -269,6 +277,11 @@ def member_role_change(*, actor: User, member: User, role: str) -> User:
     other_admins = User.objects.filter(role=User.Role.ADMIN, is_active=True).exclude(pk=actor.pk)
     if member.pk == actor.pk and role != User.Role.ADMIN and not other_admins.exists():
         raise ApplicationError("You are the only administrator; make someone else one first.")
+    if member.is_active and role != member.role:
+        if role == User.Role.MENTOR:
+            require_room(Limit.ACTIVE_MENTORS)
+        elif role == User.Role.LEARNER:
+            require_room(Limit.ACTIVE_LEARNERS)
     member.role = role
     member.is_staff = member.is_superuser = role == User.Role.ADMIN
     if role == User.Role.MENTOR:

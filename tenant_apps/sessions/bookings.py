@@ -14,6 +14,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from shared.core.errors import ApplicationError
+from shared.platform_billing.limits import require_open_for_bookings, require_room
+from shared.platform_billing.models import Limit
 from tenant_apps.accounts.models import User
 from tenant_apps.billing.models import pricing_policy
 from tenant_apps.notifications.push import push_to_users
@@ -133,6 +135,8 @@ def booking_request(
 ) -> Booking:
     """A learner asks for a slot: confirmed at once, requested (mentor approves) or held (to pay)."""
     _require_bookable(learner=learner, mentor=mentor)
+    require_open_for_bookings()
+    require_room(Limit.SESSIONS_PER_MONTH, at=starts_at)
     mentor_lock(mentor=mentor)
     holds_sweep(mentor=mentor)
     slot = slot_for(mentor=mentor, starts_at=starts_at, minutes=minutes)

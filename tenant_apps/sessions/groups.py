@@ -11,6 +11,8 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from shared.core.errors import ApplicationError
+from shared.platform_billing.limits import require_open_for_bookings, require_room
+from shared.platform_billing.models import Limit
 from tenant_apps.accounts.models import User
 from tenant_apps.billing.models import pricing_policy
 
@@ -44,6 +46,8 @@ def group_session_create(
 ) -> GroupSession:
     if not mentor.user.is_mentor:
         raise ApplicationError("Only approved mentors can publish group sessions.", status=403)
+    require_open_for_bookings()
+    require_room(Limit.SESSIONS_PER_MONTH, at=starts_at)
     if starts_at <= timezone.now():
         raise ApplicationError(
             "Choose a time in the future.", fields={"starts_at": ["This time has passed."]}
@@ -95,6 +99,7 @@ def _enrolled_count(group_session: GroupSession) -> int:
 @transaction.atomic
 def enrollment_create(*, group_session: GroupSession, learner: User) -> Enrollment:
     """A seat if one is free, else a place on the waitlist."""
+    require_open_for_bookings()
     session = _locked(group_session)
     if session.status != GroupSession.Status.SCHEDULED or session.starts_at <= timezone.now():
         raise ApplicationError("This group session is not open for enrolment.", status=409)

@@ -13,6 +13,7 @@ from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
 from shared.core.errors import ApplicationError
+from shared.platform_billing.limits import require_storage
 from tenant_apps.accounts.models import User
 
 from .models import Booking, Material
@@ -240,6 +241,7 @@ def material_upload(*, booking: Booking, user: User, upload: UploadedFile) -> Ma
         )
     # The lock makes two uploads at once count each other.
     locked = Booking.objects.select_for_update().get(pk=booking.pk)
+    require_storage(adding_bytes=upload.size)
     if locked.status in CLOSED_STATUSES:
         raise ApplicationError(
             f"Files cannot be added to a {locked.get_status_display().lower()} session.",

@@ -154,8 +154,8 @@ def test_create_institution_command_shows_progress(db):
         stdout=out,
     )
     output = out.getvalue()
-    assert "1/6 Checking the details" in output
-    assert "6/6" in output
+    assert "1/7 Checking the details" in output
+    assert "7/7" in output
     assert "iota-college.localhost" in output
     assert Institution.objects.get(slug="iota-college").currency == "EUR"
 

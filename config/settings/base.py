@@ -342,7 +342,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "shared.platform_billing.tasks.subscriptions_sweep",
         "schedule": 15 * 60,
     },
-    "platform-usage-report": {"task": "shared.platform_billing.tasks.usage_report_all", "schedule": 24 * 60 * 60},
+    "platform-usage-report": {
+        "task": "shared.platform_billing.tasks.usage_report_all",
+        "schedule": 24 * 60 * 60,
+    },
 }
 
 LOGGING = {

@@ -8,6 +8,7 @@ from shared.platform_billing.views import public_urlpatterns as platform_billing
 urlpatterns = [
     path("admin/", admin.site.urls),
     *platform_billing_urls,
+    path("console/", include("shared.platform_billing.console")),
     path("", include("shared.platform_site.urls")),
 ]
 handler403 = "shared.core.views.forbidden"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -68,6 +69,7 @@ def institutions(request: HttpRequest) -> HttpResponse:
         ],
         "institution_count": sum(counts.values()),
         "mrr_total_display": metrics.money_list(metrics.mrr_total()),
+        "current_month": metrics.month_starts(months=1)[0].date(),
     }
     return render(request, "platform_billing/console/institutions.html", context)
 
@@ -112,6 +114,9 @@ def institution(request: HttpRequest, pk: int) -> HttpResponse:
         "subscription": detail.subscription,
         "usage": usage,
         "page": detail.events,
+        "can_export": schema_exists(detail.institution.schema_name),
+        "scheme": settings.SITE_SCHEME,
+        "port_suffix": settings.SITE_PORT_SUFFIX,
     }
     return render(request, "platform_billing/console/institution.html", context)
 

@@ -398,7 +398,7 @@ def readme(*, institution: Institution, exported_at, counts: dict[str, int]) -> 
         "-----",
         "",
         "institution.json",
-        "    The institution's own settings: name, address, country, currency, branding, sign-up rules.",
+        "    The institution's own settings: name, subdomain, country, currency, branding, sign-up rules.",
         "",
     ]
     for kind in KINDS:

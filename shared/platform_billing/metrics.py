@@ -322,7 +322,9 @@ class MonthCount:
     count: int
 
 
-def _counts_by_month(queryset: QuerySet, moment: str, *, months: int, now: datetime | None, count) -> list:
+def _counts_by_month(
+    queryset: QuerySet, moment: str, *, months: int, now: datetime | None, count: Count
+) -> list[MonthCount]:
     now = now or timezone.now()
     zone = timezone.get_default_timezone()
     starts = month_starts(months=months, now=now, zone=zone)
@@ -399,11 +401,7 @@ class InstitutionDetail:
 def institution_detail(*, institution: Institution, page: int | str | None = 1) -> InstitutionDetail:
     """An institution's subscription, domains, usage by month and history (newest first, by pages)."""
     subscription = Subscription.objects.select_related("plan").filter(institution=institution).first()
-    events = (
-        SubscriptionEvent.objects.filter(subscription=subscription)
-        if subscription
-        else (SubscriptionEvent.objects.none())
-    )
+    events = SubscriptionEvent.objects.filter(subscription__institution=institution)
     return InstitutionDetail(
         institution=institution,
         subscription=subscription,

@@ -159,12 +159,10 @@ def _stripe():
 
 
 def plan_prices(plan: Plan):
-    """The plan's Stripe prices, made on first use and remembered."""
+    """The plan's current Stripe prices (made when missing or when its amounts changed)."""
     from .stripe_client import PlatformStripeError
 
-    if plan.stripe_monthly_price_id and plan.stripe_yearly_price_id:
-        return plan.stripe_monthly_price_id, plan.stripe_yearly_price_id, plan.stripe_usage_price_id
-    try:
+    try:  # every time: staff may have changed the prices (found again by lookup key, or made anew)
         prices = _stripe().ensure_plan_prices(
             plan_code=plan.code,
             name=f"PeerLearn {plan.name}",
@@ -306,6 +304,17 @@ def event_apply(parsed) -> None:
         subscription.stripe_customer_id = parsed.customer_id
     if parsed.subscription_id and not subscription.stripe_subscription_id:
         subscription.stripe_subscription_id = parsed.subscription_id
+    if (
+        parsed.type == "checkout.session.completed"
+        and not parsed.subscription_status
+        and parsed.subscription_id
+    ):
+        parsed = _with_subscription(parsed)
+    # An event older than the one that last changed the subscription is kept, not applied.
+    if subscription.status_event_at is not None and parsed.created < subscription.status_event_at:
+        subscription.save()
+        logger.info("platform event %s is older than the last change; stored only", parsed.event_id)
+        return
     plan = _plan_for_prices(parsed.price_ids)
     if plan is not None and plan != subscription.plan:
         before = subscription.plan.name
@@ -317,20 +326,27 @@ def event_apply(parsed) -> None:
     if parsed.current_period_end:
         subscription.current_period_end = parsed.current_period_end
     target = _target_status(parsed, subscription)
-    stale = subscription.status_event_at is not None and parsed.created < subscription.status_event_at
-    if target is None or stale:
+    if target is None:
         subscription.save()
-        if stale and target is not None:
-            logger.info("platform event %s is older than the last status change; kept only", parsed.event_id)
         return
     subscription.status_event_at = parsed.created
-    if (
-        target == St.ACTIVE
-        and subscription.status == St.TRIALING
-        and parsed.type == "checkout.session.completed"
-    ):
+    if target == St.ACTIVE and subscription.status == St.TRIALING:
         subscription.trial_ends_at = None
     _move(subscription, target, kind=parsed.type, event_id=parsed.event_id)
+
+
+def _with_subscription(parsed):
+    """A checkout event names its subscription without saying whether it is trialing or which
+    price it has: ask Stripe for the subscription."""
+    import dataclasses
+
+    from .stripe_client import PlatformStripeError, subscription_fields
+
+    try:
+        fields = subscription_fields(_stripe().subscription(parsed.subscription_id))
+    except (PlatformStripeError, ApplicationError):
+        return parsed
+    return dataclasses.replace(parsed, **fields)
 
 
 def _target_status(parsed, subscription: Subscription) -> str | None:
@@ -360,8 +376,9 @@ def subscriptions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """
     now = now or timezone.now()
     done = {"trial_over": 0, "suspended": 0, "deleted": 0}
+    # A trial with a Stripe subscription ends at Stripe (its first invoice), not here.
     for subscription in Subscription.objects.select_related("plan").filter(
-        status=St.TRIALING, trial_ends_at__lt=now
+        status=St.TRIALING, trial_ends_at__lt=now, stripe_subscription_id=""
     ):
         with transaction.atomic():
             _move(
@@ -397,16 +414,6 @@ def institution_delete(*, institution: Institution) -> None:
     )
     with schema_context("public"):  # the directory forgets it through tenants.signals
         Institution.objects.get(pk=institution.pk).delete(force_drop=True)
-
-
-def subscription_cancel_now(*, institution: Institution, actor_note: str) -> Subscription:
-    """Platform staff end a subscription at once (e.g. on request); data kept for retention."""
-    with transaction.atomic():
-        subscription = (
-            Subscription.objects.select_for_update().select_related("plan").get(institution=institution)
-        )
-        _move(subscription, St.CANCELLED, kind="cancelled_by_staff", note=actor_note)
-    return subscription
 
 
 # --- Usage ----------------------------------------------------------------------------------------

@@ -2366,6 +2366,17 @@ class StripeStandin:
         with self.state.lock:
             return copy.deepcopy(owned.data)
 
+    def session_line_items(self, session_id: str) -> list[dict[str, Any]]:
+        owned = self._front_session(session_id)
+        with self.state.lock:
+            return copy.deepcopy(owned.private["line_items"])
+
+    def session_subscription_data(self, session_id: str) -> dict[str, Any]:
+        """What a subscription-mode session will give its subscription: metadata, trial_end, billing_mode."""
+        owned = self._front_session(session_id)
+        with self.state.lock:
+            return copy.deepcopy(owned.private.get("subscription_data") or {})
+
     def account(self, account_id: str) -> dict[str, Any]:
         owned = self.state.find(account_id, "account")
         if owned is None:
@@ -2685,11 +2696,9 @@ class StripeStandin:
             name = product["name"] if product else price["product"]
         recurring = price["recurring"]
         if recurring:
-            every = (
-                recurring["interval"]
-                if recurring["interval_count"] == 1
-                else (f"{recurring['interval_count']} {recurring['interval']}s")
-            )
+            every = recurring["interval"]
+            if recurring["interval_count"] != 1:
+                every = f"{recurring['interval_count']} {recurring['interval']}s"
             description = (
                 f"{quantity} × {name} (at {_money(price['unit_amount'], price['currency'])} / {every})"
             )

@@ -96,11 +96,16 @@ def _answers(port: int) -> bool:
     return response.status < 500
 
 
+PLATFORM_STRIPE_SECRET_KEY = "sk_test_platform_browser"
+PLATFORM_STRIPE_WEBHOOK_SECRET = "whsec_platform_browser"
+
+
 @pytest.fixture(scope="session")
-def running_server(test_database: dict, tmp_path_factory) -> Iterator[RunningServer]:
+def running_server(test_database: dict, tmp_path_factory, stripe_standin) -> Iterator[RunningServer]:
     """A real daphne subprocess on the test database; stopped at the end.
 
-    What it writes is committed: tests that use it must remove what they create.
+    What it writes is committed: tests that use it must remove what they create. The platform's
+    Stripe account is the local stand-in (its hosted checkout is the "sandboxed" one).
     """
     port = _free_port()
     env = {
@@ -112,6 +117,9 @@ def running_server(test_database: dict, tmp_path_factory) -> Iterator[RunningSer
         "SITE_SCHEME": "http",
         "SITE_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
+        "PLATFORM_STRIPE_SECRET_KEY": PLATFORM_STRIPE_SECRET_KEY,
+        "PLATFORM_STRIPE_WEBHOOK_SECRET": PLATFORM_STRIPE_WEBHOOK_SECRET,
+        "PLATFORM_STRIPE_API_BASE": stripe_standin.api_base,
     }
     log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
     with log_path.open("wb") as log:

@@ -114,6 +114,10 @@ class Command(BaseCommand):
                 self._payments()
                 seed_mentoring()
                 User.objects.filter(email_verified_at__isnull=True).update(email_verified_at=timezone.now())
+        from shared.platform_billing.services import usage_snapshot
+
+        for institution in Institution.objects.exclude(schema_name="public"):
+            usage_snapshot(institution=institution)  # the console's figures before the first daily count
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
 
     def _payments(self) -> None:

@@ -48,6 +48,7 @@ SHARED_APPS = [
     "shared.core",
     "shared.platform_site",
     "shared.platform_billing",
+    "shared.reminders",
     "tenant_apps.accounts",
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -331,13 +332,27 @@ PLATFORM_GRACE_DAYS = int(env("PLATFORM_GRACE_DAYS", "7"))
 PLATFORM_RETENTION_DAYS = int(env("PLATFORM_RETENTION_DAYS", "90"))
 PLATFORM_DEFAULT_PLAN = "growth"
 
+# --- Notifications ------------------------------------------------------------------------------
+
+# The platform's Twilio account (institutions may use their own). api_base: tests only.
+TWILIO = {
+    "account_sid": env("TWILIO_ACCOUNT_SID"),
+    "auth_token": env("TWILIO_AUTH_TOKEN"),
+    "from_number": env("TWILIO_FROM_NUMBER"),
+    "api_base": env("TWILIO_API_BASE"),
+}
+
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Late acknowledgement: a task whose worker dies is delivered again once this many seconds pass
+# without an acknowledgement (the Redis transport's visibility timeout); tasks must be idempotent.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 CELERY_BEAT_SCHEDULE: dict = {
+    "reminders-tick": {"task": "shared.reminders.tasks.reminders_tick", "schedule": 60},
     "platform-subscriptions-sweep": {
         "task": "shared.platform_billing.tasks.subscriptions_sweep",
         "schedule": 15 * 60,

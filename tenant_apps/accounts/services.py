@@ -263,6 +263,10 @@ def mentor_decide(*, actor: User, member: User, approve: bool) -> User:
     if not approve:
         member.role = User.Role.LEARNER
     member.save(update_fields=["mentor_status", "role"])
+    if approve:
+        from tenant_apps.notifications.events import mentor_approved
+
+        mentor_approved(user=member)
     return member
 
 

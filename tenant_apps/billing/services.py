@@ -229,6 +229,9 @@ def payment_succeeded(
         elif booking.status == S.HELD:
             booking_confirm_payment(booking=booking)
             outcome = "confirmed"
+            from tenant_apps.notifications.events import payment_received
+
+            payment_received(payment=payment)
         elif booking.status == S.EXPIRED:
             # Paid after the hold ran out: the slot may still be free.
             try:
@@ -477,6 +480,9 @@ def refund_succeeded(*, refund: Refund) -> Refund:
             booking_id=refund.payment.booking_id,
         )
         _receipt_after_commit(payment_id=refund.payment_id, refund_id=refund.pk)
+        from tenant_apps.notifications.events import payment_refunded
+
+        payment_refunded(refund=refund)
     return refund
 
 
@@ -800,6 +806,9 @@ def payout_paid(*, payout: Payout) -> Payout:
             memo=f"Payout {payout.reference} arrived",
             payout=payout,
         )
+        from tenant_apps.notifications.events import payout_sent
+
+        payout_sent(payout=payout)
     return payout
 
 

@@ -158,6 +158,9 @@ def booking_request(
     _insert(booking)
     lifecycle.record(booking=booking, from_status="", actor=learner)
     _after_change(booking)
+    from tenant_apps.notifications.events import booking_created
+
+    booking_created(booking=booking)
     return booking
 
 
@@ -250,6 +253,9 @@ def booking_reschedule(
     from tenant_apps.billing.services import payments_move
 
     payments_move(source=old, target=new)
+    from tenant_apps.notifications.events import booking_rescheduled
+
+    booking_rescheduled(old=old, new=new, actor=actor)
     _after_change(new)
     return new
 

@@ -82,6 +82,9 @@ def group_session_create(
     )
     session.full_clean()
     session.save()
+    from tenant_apps.notifications.events import group_session_scheduled
+
+    group_session_scheduled(group_session=session)
     from .slots import mentor_next_free_slot_refresh
 
     transaction.on_commit(lambda: mentor_next_free_slot_refresh(mentor_id=mentor.pk))
@@ -154,7 +157,15 @@ def group_session_cancel(*, group_session: GroupSession, actor: User) -> GroupSe
         raise ApplicationError("This session is not scheduled any more.", status=409)
     session.status = GroupSession.Status.CANCELLED
     session.save(update_fields=["status"])
+    enrolled = list(
+        User.objects.filter(
+            enrollments__group_session=session, enrollments__status=Enrollment.Status.ENROLLED
+        )
+    )
     session.enrollments.exclude(status=Enrollment.Status.CANCELLED).update(status=Enrollment.Status.CANCELLED)
+    from tenant_apps.notifications.events import group_session_cancelled
+
+    group_session_cancelled(group_session=session, learners=enrolled)
     return session
 
 

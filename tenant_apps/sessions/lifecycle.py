@@ -86,6 +86,10 @@ def transition(
     from tenant_apps.billing.services import on_booking_transition
 
     on_booking_transition(booking=locked, event=event)
+    # …and so do the people in it (notifications, reminders).
+    from tenant_apps.notifications.events import booking_transitioned
+
+    booking_transitioned(booking=locked, event=event, actor=actor, note=note)
     booking.refresh_from_db()
     return locked
 

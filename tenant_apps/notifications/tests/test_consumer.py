@@ -1,5 +1,6 @@
-"""The notifications socket over the real stack: sign-in required, and a booking's change reaches
-its two participants' open pages, and nobody's in another institution with the same user ids."""
+"""The notifications socket over the real stack: sign-in required, and a booking's change (and
+the notification it makes) reaches its two participants' open pages, and nobody's in another
+institution with the same user ids."""
 
 import secrets
 
@@ -57,12 +58,13 @@ def test_a_booking_change_reaches_both_participants_and_no_one_elsewhere(world):
 
             await in_db(approve)
             for socket in pages[world.a.pk]:
-                changed = await frame(socket)
-                assert (changed["type"], changed["booking_id"], changed["status"]) == (
-                    "booking.changed",
-                    booking.pk,
-                    "confirmed",
-                )
+                frames = {}
+                for _ in range(2):  # the booking's change, and the person's new notification
+                    received = await frame(socket)
+                    frames[received["type"]] = received
+                changed, told = frames["booking.changed"], frames["notification"]
+                assert (changed["booking_id"], changed["status"]) == (booking.pk, "confirmed")
+                assert told["event"] == "booking_confirmed" and told["url"].endswith(f"/sessions/{booking.pk}/")
             assert await silent(*pages[world.a.pk], *pages[world.b.pk])
 
     run(scenario)

@@ -14,8 +14,14 @@ from tenants.directory import directory
 from tenants.models import Institution
 from tenants.services import institution_provision
 
-# The local stand-ins of the payment providers (fixtures `stripe_standin`, `razorpay_standin`).
-pytest_plugins = ["tests.standins.stripe_standin", "tests.standins.razorpay_standin"]
+# The local stand-ins of outside services (fixtures `stripe_standin`, `razorpay_standin`,
+# `smtp_standin`, `twilio_standin`).
+pytest_plugins = [
+    "tests.standins.stripe_standin",
+    "tests.standins.razorpay_standin",
+    "tests.standins.smtp_standin",
+    "tests.standins.twilio_standin",
+]
 
 
 @pytest.fixture(scope="session")

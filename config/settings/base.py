@@ -350,7 +350,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 # Late acknowledgement: a task whose worker dies is delivered again once this many seconds pass
 # without an acknowledgement (the Redis transport's visibility timeout); tasks must be idempotent.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))}
+# Abandoned messages are looked for every restore interval × throttle seconds (kombu's defaults).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    "unacked_restore_interval": int(env("CELERY_RESTORE_INTERVAL", "10")),
+    "unacked_restore_throttle": int(env("CELERY_RESTORE_THROTTLE", "10")),
+}
 CELERY_BEAT_SCHEDULE: dict = {
     "reminders-tick": {"task": "shared.reminders.tasks.reminders_tick", "schedule": 60},
     "platform-subscriptions-sweep": {
@@ -373,5 +378,7 @@ LOGGING = {
         # Django's own handlers would print every record a second time beside the root's.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
+        # Twilio's client logs every request at INFO.
+        "twilio.http_client": {"level": "WARNING"},
     },
 }

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
 from shared.core.errors import ApplicationError
+from tenant_apps.notifications.sms import e164
 from tenants.validators import timezone_names
 
 from .models import User
@@ -60,6 +61,28 @@ class ProfileForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/gif,image/webp"}),
     )
     remove_avatar = forms.BooleanField(required=False, label="Remove my avatar")
+    phone = forms.CharField(
+        required=False,
+        max_length=32,
+        label="Mobile number",
+        help_text="With the country code, for example +44 7700 900123.",
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+    )
+    sms_opt_in = forms.BooleanField(
+        required=False,
+        label="Text me about my sessions",
+        help_text="Reminders and changes by SMS. Reply STOP to any message to stop them.",
+    )
+
+    def clean_phone(self) -> str:
+        phone = self.cleaned_data.get("phone", "").strip()
+        return e164(phone) if phone else ""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("sms_opt_in") and not data.get("phone") and "phone" not in self.errors:
+            self.add_error("sms_opt_in", "Add your mobile number to receive text messages.")
+        return data
 
 
 class RoleForm(forms.Form):

@@ -54,6 +54,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     avatar = models.ImageField(upload_to=avatar_path, blank=True)
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    # A mobile number in E.164 (+ and up to 15 digits), and the person's consent to text messages.
+    phone = models.CharField(max_length=16, blank=True, db_index=True)
+    sms_opt_in = models.BooleanField(default=False)
 
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)

@@ -5,12 +5,14 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
 from shared.core.errors import ApplicationError
+from tenant_apps.notifications.sms import sms_configured, sms_contact_update
 
 from . import selectors, services
 from .forms import (
@@ -163,25 +165,33 @@ def profile(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(
         request.POST or None,
         request.FILES or None,
-        initial={"full_name": user.full_name, "timezone": user.timezone},
+        initial={
+            "full_name": user.full_name,
+            "timezone": user.timezone,
+            "phone": user.phone,
+            "sms_opt_in": user.sms_opt_in,
+        },
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            services.profile_update(
-                user=user,
-                full_name=data["full_name"],
-                timezone_name=data["timezone"],
-                avatar=data.get("avatar") or None,
-                remove_avatar=data.get("remove_avatar", False),
-            )
+            with transaction.atomic():
+                sms_contact_update(user=user, phone=data["phone"], sms_opt_in=data["sms_opt_in"])
+                services.profile_update(
+                    user=user,
+                    full_name=data["full_name"],
+                    timezone_name=data["timezone"],
+                    avatar=data.get("avatar") or None,
+                    remove_avatar=data.get("remove_avatar", False),
+                )
         except ApplicationError as error:
             user.refresh_from_db()
             add_service_errors(form, error)
         else:
             messages.success(request, "Your profile is saved.")
             return redirect("accounts:profile")
-    return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)
+    context = {"form": form, "sms_available": sms_configured()}
+    return render(request, "accounts/profile.html", context, status=400 if form.errors else 200)
 
 
 def _require_tenant_admin(request: HttpRequest) -> None:

@@ -26,4 +26,12 @@ def production_payments(app_configs, **kwargs) -> list[Error]:
                 id="billing.E002",
             )
         )
+    if settings.TWILIO.get("api_base"):
+        errors.append(
+            Error(
+                "TWILIO_API_BASE is set in production.",
+                hint="Unset it: it points SMS at a local stand-in.",
+                id="billing.E003",
+            )
+        )
     return errors

@@ -18,6 +18,7 @@ from django.core.mail import EmailMultiAlternatives, make_msgid
 from django.core.mail.message import SafeMIMEText
 from django.db import connection
 from django.template.loader import render_to_string
+from django.urls import reverse
 from icalendar import Calendar
 
 from tenant_apps.accounts.models import User
@@ -29,7 +30,6 @@ from .models import Event, Notification
 
 HTML_TEMPLATE = "notifications/email/base.html"
 TEXT_TEMPLATE = "notifications/email/base.txt"
-PREFERENCES_PATH = "/notifications/preferences/"
 
 # Events whose email carries the session as a calendar invitation (.ics).
 INVITE_EVENTS = frozenset({Event.BOOKING_CONFIRMED, Event.BOOKING_RESCHEDULED})
@@ -102,20 +102,17 @@ def email_message(*, notification: Notification) -> EmailMultiAlternatives:
 
 
 def _context(*, notification: Notification, booking: Booking | None) -> dict:
-    institution = connection.tenant
-    branding = branding_for(institution)
-    logo_url = branding.logo_url
-    if logo_url and not logo_url.startswith(("https://", "http://")):
-        logo_url = site_url(logo_url)
+    branding = branding_for(connection.tenant)
+    site = site_url("")  # the institution's address, looked up once
     return {
         "notification": notification,
         "recipient": notification.recipient,
-        "event_label": Event(notification.event).label,
+        "event_label": notification.get_event_display(),
         "branding": branding,
-        "logo_url": logo_url,
-        "action_url": site_url(notification.url) if notification.url else "",
+        "logo_url": _absolute(site, branding.logo_url),  # media URLs are paths on the site
+        "action_url": _absolute(site, notification.url),
         "action_label": BUTTON_LABELS.get(notification.event, DEFAULT_BUTTON_LABEL),
-        "preferences_url": site_url(PREFERENCES_PATH),
+        "preferences_url": site + reverse("notifications:preferences"),
         "session": _session_details(booking, notification.recipient) if booking is not None else None,
         "invitation_attached": booking is not None and notification.event in INVITE_EVENTS,
     }
@@ -160,6 +157,12 @@ def _invitation(booking: Booking) -> SafeMIMEText:
     part.set_param("method", "REQUEST")
     part.add_header("Content-Disposition", "attachment", filename=f"session-{booking.pk}.ics")
     return part
+
+
+def _absolute(site: str, url: str) -> str:
+    if not url or url.startswith(("https://", "http://")):
+        return url
+    return f"{site}/{url.lstrip('/')}"
 
 
 def _one_line(text: str) -> str:

@@ -1,15 +1,7 @@
 """Notification pages and Twilio's callbacks on an institution's site (namespace "notifications")."""
 
-from importlib import import_module
+from . import views, views_sms_settings, views_twilio
 
 app_name = "notifications"
 
-
-def _patterns(module: str) -> list:
-    try:
-        return import_module(f"tenant_apps.notifications.{module}").urlpatterns
-    except ModuleNotFoundError:
-        return []
-
-
-urlpatterns = [*_patterns("views"), *_patterns("views_twilio"), *_patterns("views_sms_settings")]
+urlpatterns = [*views.urlpatterns, *views_twilio.urlpatterns, *views_sms_settings.urlpatterns]

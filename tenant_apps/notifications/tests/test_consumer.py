@@ -64,7 +64,9 @@ def test_a_booking_change_reaches_both_participants_and_no_one_elsewhere(world):
                     frames[received["type"]] = received
                 changed, told = frames["booking.changed"], frames["notification"]
                 assert (changed["booking_id"], changed["status"]) == (booking.pk, "confirmed")
-                assert told["event"] == "booking_confirmed" and told["url"].endswith(f"/sessions/{booking.pk}/")
+                assert told["event"] == "booking_confirmed" and told["url"].endswith(
+                    f"/sessions/{booking.pk}/"
+                )
             assert await silent(*pages[world.a.pk], *pages[world.b.pk])
 
     run(scenario)

@@ -74,7 +74,7 @@ def _confirmed(booking) -> None:
             Event.BOOKING_CONFIRMED,
             user,
             f"Confirmed: {_when(booking.starts_at, user)} with {_other(booking, user).full_name}",
-            "The session is in your calendar (the .ics is attached to the email).",
+            "It is in your sessions; the session page adds it to your calendar.",
             _booking_url(booking),
             data,
         )

@@ -14,6 +14,7 @@ urlpatterns = [
     path("billing/", include("tenant_apps.billing.urls")),
     path("plan/", include((tenant_plan_urls, "plan"))),
     path("notifications/", include("tenant_apps.notifications.urls")),
+    path("manage/", include("tenant_apps.admin_console.urls")),
     path("api/", include("config.urls_api")),
     path("admin/", tenant_admin_site.urls),
     path("media/<str:schema_name>/<path:path>", tenant_media, name="tenant_media"),

@@ -69,6 +69,7 @@ TENANT_APPS = [
     "tenant_apps.sessions",
     "tenant_apps.billing",
     "tenant_apps.notifications",
+    "tenant_apps.admin_console",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",

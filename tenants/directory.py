@@ -90,7 +90,10 @@ class InstitutionDirectory:
     def _load(hostname: str) -> Institution | None:
         if hostname == settings.PLATFORM_DOMAIN:
             return Institution.objects.filter(schema_name=get_public_schema_name()).first()
-        domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
+        # An unverified custom domain serves nothing (the unknown-host page).
+        domain = (
+            Domain.objects.select_related("tenant").filter(domain=hostname, verified_at__isnull=False).first()
+        )
         return domain.tenant if domain else None
 
 

@@ -9,6 +9,24 @@ from .validators import validate_hex_color, validate_subdomain, validate_timezon
 
 
 class Institution(TenantMixin):
+    class Theme(models.TextChoices):
+        # templates/themes/<value>/ holds each theme's layout, partials and email layout.
+        DEFAULT = "default", "Modern"
+        CLASSIC = "classic", "Classic"
+        MINIMAL = "minimal", "Minimal"
+
+    class Font(models.TextChoices):
+        # The vendored faces in static/vendor/fonts/ (scripts/vendor_assets.mjs), or the system's.
+        SYSTEM = "system", "System default"
+        INTER = "inter", "Inter"
+        SOURCE_SANS = "source-sans-3", "Source Sans 3"
+        MERRIWEATHER = "merriweather", "Merriweather"
+
+    class ColorScheme(models.TextChoices):
+        LIGHT = "light", "Light"
+        DARK = "dark", "Dark"
+        AUTO = "auto", "Follow the visitor's device"
+
     class SignupPolicy(models.TextChoices):
         OPEN = "open", "Anyone may sign up"
         INVITE_ONLY = "invite_only", "Invitation only"
@@ -20,13 +38,30 @@ class Institution(TenantMixin):
     country = models.CharField(max_length=2, choices=COUNTRY_CHOICES)
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # How dates and numbers are written on the site (a language tag Django formats know).
+    locale = models.CharField(
+        max_length=10,
+        default="en-gb",
+        choices=[
+            ("en-gb", "English (UK)"),
+            ("en-us", "English (US)"),
+            ("en-in", "English (India)"),
+            ("en-au", "English (Australia)"),
+        ],
+    )
 
     # Branding, applied through CSS variables by the theme.
-    theme = models.CharField(max_length=40, default="default")
+    theme = models.CharField(max_length=40, choices=Theme.choices, default=Theme.DEFAULT)
     primary_color = models.CharField(max_length=7, default="#1d4ed8", validators=[validate_hex_color])
     accent_color = models.CharField(max_length=7, default="#f59e0b", validators=[validate_hex_color])
     # Stored under the institution's own media prefix (MEDIA_ROOT/<schema>/branding/...).
     logo = models.ImageField(upload_to="branding/", blank=True)
+    favicon = models.ImageField(upload_to="branding/", blank=True)
+    font = models.CharField(max_length=40, choices=Font.choices, default=Font.SYSTEM)
+    color_scheme = models.CharField(max_length=10, choices=ColorScheme.choices, default=ColorScheme.LIGHT)
+    # Only applied on plans with the "custom CSS" feature; stored as sanitised by
+    # tenants.css_sanitizer.sanitize_css (and sanitised again when rendered).
+    custom_css = models.TextField(blank=True)
 
     # Only honoured on plans with the "remove branding" feature (shared/platform_billing).
     hide_powered_by = models.BooleanField(default=False)
@@ -58,8 +93,20 @@ class Institution(TenantMixin):
 
 
 class Domain(DomainMixin):
+    """A host name serving an institution. The platform's own subdomains are verified when made;
+    an institution's own domain is served only once its TXT record proves it (docs/custom-domains.md)."""
+
+    verification_token = models.CharField(max_length=64, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_error = models.CharField(max_length=200, blank=True)
+
     class Meta:
         ordering = ["domain"]
 
     def __str__(self) -> str:
         return self.domain
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None

@@ -19,6 +19,38 @@ def contrast_color(hex_color: str) -> str:
     return "#ffffff" if (1.05 / (luminance + 0.05)) >= ((luminance + 0.05) / 0.0556) else "#111111"
 
 
+THEMES = tuple(Institution.Theme.values)
+DEFAULT_THEME = Institution.Theme.DEFAULT
+
+# CSS font stacks for Institution.font; the faces are vendored in static/vendor/fonts/.
+SYSTEM_FONT_STACK = (
+    'ui-sans-serif, system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif'
+)
+FONT_STACKS = {
+    Institution.Font.SYSTEM: SYSTEM_FONT_STACK,
+    Institution.Font.INTER: f'"Inter", {SYSTEM_FONT_STACK}',
+    Institution.Font.SOURCE_SANS: f'"Source Sans 3", {SYSTEM_FONT_STACK}',
+    Institution.Font.MERRIWEATHER: 'Merriweather, Georgia, Cambria, "Times New Roman", serif',
+}
+
+
+def theme_name(value: str | None) -> str:
+    """A known theme's directory name (anything else falls back to the default theme)."""
+    return value if value in THEMES else DEFAULT_THEME
+
+
+def theme_base(theme: str | None) -> str:
+    return f"themes/{theme_name(theme)}/base.html"
+
+
+def theme_email_layout(theme: str | None, kind: str = "html") -> str:
+    return f"themes/{theme_name(theme)}/email/base.{'txt' if kind == 'txt' else 'html'}"
+
+
+def font_stack(font: str | None) -> str:
+    return FONT_STACKS.get(font or "", SYSTEM_FONT_STACK)
+
+
 @dataclass(frozen=True)
 class Branding:
     name: str
@@ -29,13 +61,47 @@ class Branding:
     is_platform: bool
     show_powered_by: bool
     theme: str
+    favicon_url: str = ""
+    font: str = Institution.Font.SYSTEM
+    color_scheme: str = Institution.ColorScheme.LIGHT
+    # Already sanitised (tenants.css_sanitizer), and only on plans with the custom CSS feature.
+    custom_css: str = ""
+
+    @property
+    def accent_contrast(self) -> str:
+        return contrast_color(self.accent_color)
+
+    @property
+    def font_stack(self) -> str:
+        return font_stack(self.font)
+
+    @property
+    def uses_vendored_font(self) -> bool:
+        return self.font != Institution.Font.SYSTEM
+
+    @property
+    def base_template(self) -> str:
+        return theme_base(self.theme)
+
+    @property
+    def email_layout(self) -> str:
+        return theme_email_layout(self.theme)
+
+    @property
+    def email_layout_txt(self) -> str:
+        return theme_email_layout(self.theme, "txt")
 
 
-def _may_remove_branding(institution: Institution) -> bool:
-    from shared.platform_billing.limits import has_feature
+def _plan_features(institution: Institution) -> set[str]:
+    """The features of the institution's plan that branding depends on (one query)."""
+    from shared.platform_billing.limits import subscription_of
     from shared.platform_billing.models import Feature
 
-    return has_feature(Feature.REMOVE_BRANDING, institution=institution)
+    wanted = (Feature.REMOVE_BRANDING, Feature.CUSTOM_CSS)
+    subscription = subscription_of(institution)
+    if subscription is None:
+        return set(wanted)
+    return {feature for feature in wanted if subscription.plan.has(feature)}
 
 
 def branding_for(institution: Institution | None) -> Branding:
@@ -48,8 +114,13 @@ def branding_for(institution: Institution | None) -> Branding:
             accent_color=PLATFORM_ACCENT,
             is_platform=True,
             show_powered_by=False,
-            theme="default",
+            theme=DEFAULT_THEME,
         )
+    from shared.platform_billing.models import Feature
+
+    from .css_sanitizer import sanitize_css_or_empty
+
+    features = _plan_features(institution)
     return Branding(
         name=institution.name,
         logo_url=institution.logo.url if institution.logo else "",
@@ -57,6 +128,10 @@ def branding_for(institution: Institution | None) -> Branding:
         primary_contrast=contrast_color(institution.primary_color),
         accent_color=institution.accent_color,
         is_platform=False,
-        show_powered_by=not (institution.hide_powered_by and _may_remove_branding(institution)),
-        theme=institution.theme,
+        show_powered_by=not (institution.hide_powered_by and Feature.REMOVE_BRANDING in features),
+        theme=theme_name(institution.theme),
+        favicon_url=institution.favicon.url if institution.favicon else "",
+        font=institution.font,
+        color_scheme=institution.color_scheme,
+        custom_css=sanitize_css_or_empty(institution.custom_css) if Feature.CUSTOM_CSS in features else "",
     )

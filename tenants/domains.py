@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -88,7 +89,10 @@ def domain_add(*, institution: Institution, hostname: str, actor=None) -> Domain
     from shared.platform_billing.models import Feature
 
     require_feature(Feature.CUSTOM_DOMAIN, institution=institution)
-    host = normalize_host(hostname)
+    hostname = hostname.strip()
+    if "://" in hostname:  # a pasted address: keep its host
+        hostname = urlsplit(hostname).hostname or ""
+    host = normalize_host(hostname.rstrip("/"))
     if not _valid_hostname(host):
         raise ApplicationError(
             "Enter a domain name such as mentoring.example.edu.", fields={"domain": ["Not a domain name."]}

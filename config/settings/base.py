@@ -33,7 +33,10 @@ PRODUCTION = False
 # Institutions live on <slug>.<PLATFORM_DOMAIN>; the platform site on PLATFORM_DOMAIN itself.
 PLATFORM_DOMAIN = env("PLATFORM_DOMAIN", "localhost").lower()
 PLATFORM_NAME = "PeerLearn"
-ALLOWED_HOSTS = [PLATFORM_DOMAIN, f".{PLATFORM_DOMAIN}"]
+# Any host may ask: institutions' own verified domains are served too. The institution middleware
+# (tenants/middleware.py) answers every host that is not the platform's or a verified domain with
+# the unknown-host page before any view runs, which is the protection ALLOWED_HOSTS gives.
+ALLOWED_HOSTS = ["*"]
 # How links in emails and hand-overs reach the sites (the port only where it is not 80/443).
 SITE_SCHEME = env("SITE_SCHEME", "https")
 SITE_PORT_SUFFIX = f":{env('SITE_PORT')}" if env("SITE_PORT") else ""
@@ -333,6 +336,9 @@ PLATFORM_GRACE_DAYS = int(env("PLATFORM_GRACE_DAYS", "7"))
 PLATFORM_RETENTION_DAYS = int(env("PLATFORM_RETENTION_DAYS", "90"))
 PLATFORM_DEFAULT_PLAN = "growth"
 
+# How institutions' own domains are checked (a TXT record); tests use a fake resolver.
+DOMAIN_RESOLVER = "tenants.domains.DnsResolver"
+
 # --- Notifications ------------------------------------------------------------------------------
 
 # The platform's Twilio account (institutions may use their own). api_base: tests only.
@@ -359,6 +365,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE: dict = {
     "reminders-tick": {"task": "shared.reminders.tasks.reminders_tick", "schedule": 60},
+    "domains-verify": {"task": "tenants.tasks.domains_verify_pending", "schedule": 5 * 60},
     "platform-subscriptions-sweep": {
         "task": "shared.platform_billing.tasks.subscriptions_sweep",
         "schedule": 15 * 60,

@@ -502,39 +502,3 @@ def branding_footer_set(*, institution: Institution, hide: bool) -> None:
         from tenants.directory import directory
 
         transaction.on_commit(directory.invalidate)
-
-
-def custom_domain_add(*, institution: Institution, hostname: str):
-    """Serve the site on the institution's own domain too (plans with custom domains only)."""
-    from tenants.directory import normalize_host
-    from tenants.models import Domain
-
-    from .limits import require_feature
-    from .models import Feature
-
-    require_feature(Feature.CUSTOM_DOMAIN, institution=institution)
-    host = normalize_host(hostname)
-    labels = host.split(".")
-    valid = (
-        len(labels) >= 2
-        and len(host) <= 253
-        and all(
-            0 < len(label) <= 63 and label.replace("-", "").isalnum() and label[0] != "-" for label in labels
-        )
-    )
-    if not valid:
-        raise ApplicationError(
-            "Enter a domain name such as mentoring.example.edu.", fields={"domain": ["Not a domain name."]}
-        )
-    platform = settings.PLATFORM_DOMAIN.split(":")[0]
-    if host == platform or host.endswith("." + platform):
-        raise ApplicationError(
-            f"Addresses under {platform} are given by the platform; enter your own domain.",
-            fields={"domain": ["Use your own domain."]},
-        )
-    with schema_context("public"):
-        if Domain.objects.filter(domain=host).exists():
-            raise ApplicationError(
-                "That domain is already in use.", status=409, fields={"domain": ["Taken."]}
-            )
-        return Domain.objects.create(domain=host, tenant_id=institution.pk, is_primary=False)

@@ -48,14 +48,11 @@ def plan(request: HttpRequest) -> HttpResponse:
         }
         for limit in Limit.values
     ]
-    from tenants.models import Domain
-
     context = {
         "subscription": subscription,
         "plans": Plan.objects.filter(is_public=True),
         "usage_rows": rows,
         "features": [(feature, label) for feature, label in Feature.choices],
-        "domains": Domain.objects.filter(tenant=request.tenant).order_by("-is_primary", "domain"),
         "trial_days_left": max(0, (subscription.trial_ends_at - timezone.now()).days)
         if subscription.trial_ends_at
         else None,
@@ -149,21 +146,6 @@ def branding(request: HttpRequest) -> HttpResponse:
     return redirect("plan:plan")
 
 
-@login_required
-@require_POST
-def domain_add(request: HttpRequest) -> HttpResponse:
-    _admin_only(request)
-    try:
-        domain = services.custom_domain_add(
-            institution=request.tenant, hostname=request.POST.get("domain", "")
-        )
-    except ApplicationError as error:
-        messages.error(request, error.message)
-        return redirect("plan:plan")
-    messages.success(request, f"{domain.domain} now serves this site once its DNS points here.")
-    return redirect("plan:plan")
-
-
 @csrf_exempt  # signed by Stripe instead
 @require_POST
 def webhook(request: HttpRequest) -> HttpResponse:
@@ -189,7 +171,6 @@ tenant_urlpatterns = [
     path("portal/", portal, name="portal"),
     path("export/", export, name="export"),
     path("branding/", branding, name="branding"),
-    path("domains/", domain_add, name="domain_add"),
 ]
 
 # On the platform host (config/urls_public.py).

@@ -18,6 +18,7 @@ from django.utils import timezone
 from shared.core.errors import ApplicationError
 from shared.platform_billing.limits import require_room
 from shared.platform_billing.models import Limit
+from tenant_apps.admin_console.audit import audit_record
 from tenants.models import Institution
 
 from .avatars import avatar_from_upload
@@ -259,10 +260,20 @@ def mentor_decide(*, actor: User, member: User, approve: bool) -> User:
         raise ApplicationError(f"{member} has no pending mentor application.")
     if approve and member.is_active:
         require_room(Limit.ACTIVE_MENTORS)
+    before = {"role": member.role, "mentor_status": member.mentor_status}
     member.mentor_status = User.MentorStatus.APPROVED if approve else User.MentorStatus.REJECTED
     if not approve:
         member.role = User.Role.LEARNER
     member.save(update_fields=["mentor_status", "role"])
+    audit_record(
+        actor=actor,
+        action="mentor.approved" if approve else "mentor.rejected",
+        target=member.email,
+        changes={
+            "role": [before["role"], member.role],
+            "mentor_status": [before["mentor_status"], member.mentor_status],
+        },
+    )
     if approve:
         from tenant_apps.notifications.events import mentor_approved
 
@@ -278,6 +289,7 @@ def member_role_change(*, actor: User, member: User, role: str) -> User:
             "Choose learner, mentor or institution admin.", fields={"role": ["Unknown role."]}
         )
     member = User.objects.select_for_update().get(pk=member.pk)
+    role_before = member.role
     other_admins = User.objects.filter(role=User.Role.ADMIN, is_active=True).exclude(pk=actor.pk)
     if member.pk == actor.pk and role != User.Role.ADMIN and not other_admins.exists():
         raise ApplicationError("You are the only administrator; make someone else one first.")
@@ -293,6 +305,60 @@ def member_role_change(*, actor: User, member: User, role: str) -> User:
     elif member.mentor_status == User.MentorStatus.PENDING:
         member.mentor_status = User.MentorStatus.NONE
     member.save(update_fields=["role", "is_staff", "is_superuser", "mentor_status"])
+    if role != role_before:
+        audit_record(
+            actor=actor,
+            action="member.role_changed",
+            target=member.email,
+            changes={"role": [role_before, role]},
+        )
+    return member
+
+
+def _active_admins_locked() -> list[User]:
+    """The active administrators, locked until the transaction ends: two admins removing each
+    other at the same moment take turns, so the institution always keeps one."""
+    return list(User.objects.select_for_update().filter(role=User.Role.ADMIN, is_active=True).order_by("pk"))
+
+
+@transaction.atomic
+def member_deactivate(*, actor: User, member: User) -> User:
+    """The member can no longer sign in (sessions and API tokens stop working); nothing is deleted."""
+    _require_admin(actor)
+    admins = _active_admins_locked()
+    if actor.pk not in {admin.pk for admin in admins}:
+        raise ApplicationError("Only institution administrators can do this.", status=403)
+    member = User.objects.select_for_update().get(pk=member.pk)
+    if member.pk == actor.pk:
+        raise ApplicationError("You cannot deactivate your own account.")
+    if not member.is_active:
+        raise ApplicationError(f"{member} is already deactivated.")
+    if member.role == User.Role.ADMIN and not [admin for admin in admins if admin.pk != member.pk]:
+        raise ApplicationError(f"{member} is the last administrator; make someone else one first.")
+    member.is_active = False
+    member.save(update_fields=["is_active"])
+    audit_record(
+        actor=actor, action="member.deactivated", target=member.email, changes={"active": [True, False]}
+    )
+    return member
+
+
+@transaction.atomic
+def member_reactivate(*, actor: User, member: User) -> User:
+    """A deactivated member may sign in again, if the plan has room for them."""
+    _require_admin(actor)
+    member = User.objects.select_for_update().get(pk=member.pk)
+    if member.is_active:
+        raise ApplicationError(f"{member} is already active.")
+    if member.role == User.Role.LEARNER:
+        require_room(Limit.ACTIVE_LEARNERS)
+    elif member.is_mentor:
+        require_room(Limit.ACTIVE_MENTORS)
+    member.is_active = True
+    member.save(update_fields=["is_active"])
+    audit_record(
+        actor=actor, action="member.reactivated", target=member.email, changes={"active": [False, True]}
+    )
     return member
 
 
@@ -312,6 +378,7 @@ def invitation_create(*, actor: User, institution: Institution, email: str, role
     )
     invitation.full_clean()
     invitation.save()
+    audit_record(actor=actor, action="member.invited", target=email, changes={"role": [None, role]})
     url = _site_url(institution, "accounts:signup", query=f"?invitation={invitation.token}")
     context = {"invitation": invitation, "institution": institution, "url": url}
     transaction.on_commit(

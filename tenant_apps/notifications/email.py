@@ -109,6 +109,9 @@ def _context(*, notification: Notification, booking: Booking | None) -> dict:
         "recipient": notification.recipient,
         "event_label": notification.get_event_display(),
         "branding": branding,
+        # The institution's theme's email layouts, which the two templates extend.
+        "theme_email_layout": branding.email_layout,
+        "theme_email_layout_txt": branding.email_layout_txt,
         "logo_url": _absolute(site, branding.logo_url),  # media URLs are paths on the site
         "action_url": _absolute(site, notification.url),
         "action_label": BUTTON_LABELS.get(notification.event, DEFAULT_BUTTON_LABEL),

@@ -1,0 +1,43 @@
+"""The audit log: what the institution's administrators changed, by whom, and when."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path
+
+from tenant_apps.accounts.models import User
+
+from .models import AuditEntry
+from .views_members import admin_required
+
+ENTRIES_PER_PAGE = 50
+
+
+@admin_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    action = request.GET.get("action", "")
+    actor = request.GET.get("actor", "")
+    entries = AuditEntry.objects.order_by("-at", "-pk")
+    if action:
+        entries = entries.filter(action=action)
+    if actor.isdigit():
+        entries = entries.filter(actor_id=int(actor))
+    page = Paginator(entries, ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
+    actions = AuditEntry.objects.order_by("action").values_list("action", flat=True).distinct()
+    actors = User.objects.filter(pk__in=AuditEntry.objects.values("actor_id")).order_by("full_name", "email")
+    filters = request.GET.copy()
+    filters.pop("page", None)
+    context = {
+        "page": page,
+        "action": action,
+        "actor": actor,
+        "actions": list(actions),
+        "actors": actors.only("pk", "full_name", "email"),
+        "filter_query": filters.urlencode(),
+    }
+    return render(request, "admin_console/audit.html", context)
+
+
+urlpatterns = [path("audit/", audit_log, name="audit")]

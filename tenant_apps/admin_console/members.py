@@ -285,7 +285,10 @@ def member_import_process(*, import_id: int) -> MemberImport | None:
                         with transaction.atomic():
                             created.append(
                                 _import_row(
-                                    row=row, email=email, default_timezone=default_timezone, actor=job.created_by
+                                    row=row,
+                                    email=email,
+                                    default_timezone=default_timezone,
+                                    actor=job.created_by,
                                 )
                             )
                     except ApplicationError as error:
@@ -357,7 +360,10 @@ welcome_tokens = WelcomeTokenGenerator()
 def member_welcome_url(*, user: User, institution) -> str:
     path = reverse(
         "manage:member_welcome",
-        kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": welcome_tokens.make_token(user)},
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": welcome_tokens.make_token(user),
+        },
         urlconf=settings.ROOT_URLCONF,
     )
     domain = institution.get_primary_domain()

@@ -80,7 +80,9 @@ def member_list(request: HttpRequest) -> HttpResponse:
         "roles": User.Role.choices,
         "statuses": service.MEMBER_STATUSES.items(),
         "pending": list(
-            User.objects.filter(mentor_status=User.MentorStatus.PENDING, is_active=True).order_by("date_joined")
+            User.objects.filter(mentor_status=User.MentorStatus.PENDING, is_active=True).order_by(
+                "date_joined"
+            )
         ),
         "invite_form": InvitationForm(),
         "filter_query": filters.urlencode(),
@@ -92,9 +94,8 @@ def _back(request: HttpRequest) -> HttpResponse:
     """Back to the list as it was (search, filters, page)."""
     target = request.POST.get("next", "")
     members_url = reverse("manage:members")
-    if (
-        target.startswith(members_url)
-        and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    if target.startswith(members_url) and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}
     ):
         return redirect(target)
     return redirect(members_url)
@@ -150,7 +151,9 @@ def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
         return _back(request)
 
     def act(member: User) -> str:
-        member = accounts.member_role_change(actor=request.user, member=member, role=form.cleaned_data["role"])
+        member = accounts.member_role_change(
+            actor=request.user, member=member, role=form.cleaned_data["role"]
+        )
         return f"{member} is now {member.get_role_display().lower()}."
 
     return _member_action(request, member_id, act)

@@ -39,12 +39,6 @@ class InstitutionForm(forms.Form):
         help_text="Comma-separated, e.g. northwind.edu, alumni.northwind.edu (with the policy above).",
     )
 
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("The institution needs a name.")
-        return name
-
     def clean_signup_email_domains(self) -> list[str]:
         raw = self.cleaned_data["signup_email_domains"]
         domains = sorted({part.strip().lower().lstrip("@") for part in raw.split(",") if part.strip()})

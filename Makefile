@@ -62,7 +62,7 @@ assets:
 	npm ci && npm run build
 
 bench: .venv
-	$(PY) scripts/with_services.py bash -c 'set -e; for script in bench/provision.py bench/slots.py bench/directory.py bench/reminders_tick.py bench/ws_relay.py; do DJANGO_SETTINGS_MODULE=config.settings.dev $(PY) $$script; done' 
+	$(PY) scripts/with_services.py bash -c 'set -e; for script in bench/provision.py bench/slots.py bench/directory.py bench/reminders_tick.py bench/ws_relay.py bench/analytics.py; do DJANGO_SETTINGS_MODULE=config.settings.dev $(PY) $$script; done' 
 
 # Deletes the embedded Postgres and Redis data. Refuses while the embedded
 # Postgres is running (stop `make run` / `make test` first).

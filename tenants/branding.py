@@ -24,7 +24,8 @@ DEFAULT_THEME = Institution.Theme.DEFAULT
 
 # CSS font stacks for Institution.font; the faces are vendored in static/vendor/fonts/.
 SYSTEM_FONT_STACK = (
-    'ui-sans-serif, system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif'
+    'ui-sans-serif, system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
+    '"Noto Sans", sans-serif'
 )
 FONT_STACKS = {
     Institution.Font.SYSTEM: SYSTEM_FONT_STACK,

@@ -32,13 +32,23 @@ _KEYFRAMES_AT_RULES = {"keyframes", "-webkit-keyframes"}
 _DECLARATION_AT_RULES = {"page", "font-face"}
 _FORBIDDEN_PROPERTIES = {"behavior", "-ms-behavior", "-moz-binding", "-o-link", "-o-link-source"}
 # Functions whose string arguments are URLs.
-_URL_STRING_FUNCTIONS = {"url", "src", "image-set", "-webkit-image-set", "image", "cross-fade", "-webkit-cross-fade"}
+_URL_STRING_FUNCTIONS = {
+    "url",
+    "src",
+    "image-set",
+    "-webkit-image-set",
+    "image",
+    "cross-fade",
+    "-webkit-cross-fade",
+}
 _FORBIDDEN_WORDS = ("javascript:", "vbscript:", "expression", "-moz-binding", "behavior:")
 
 
 class CSSTooLarge(ValueError):
     def __init__(self, size: int) -> None:
-        super().__init__(f"Custom CSS is limited to {MAX_CSS_BYTES // 1024} KB (this is {size / 1024:.1f} KB).")
+        super().__init__(
+            f"Custom CSS is limited to {MAX_CSS_BYTES // 1024} KB (this is {size / 1024:.1f} KB)."
+        )
         self.size = size
 
 
@@ -106,7 +116,8 @@ def _declaration(node: ast.Declaration) -> str:
     if not value:
         return ""
     important = "!important" if node.important else ""
-    return f"{tinycss2.serialize_identifier(node.name) if not name.startswith('--') else node.name}:{value}{important};"
+    prop = node.name if name.startswith("--") else tinycss2.serialize_identifier(node.name)
+    return f"{prop}:{value}{important};"
 
 
 def _at_rule(node: ast.AtRule) -> str:
@@ -124,7 +135,9 @@ def _at_rule(node: ast.AtRule) -> str:
     elif keyword in _KEYFRAMES_AT_RULES:
         frames = tinycss2.parse_rule_list(node.content, skip_comments=True, skip_whitespace=True)
         body = "".join(
-            part for part in (_keyframe(frame) for frame in frames if isinstance(frame, ast.QualifiedRule)) if part
+            part
+            for part in (_keyframe(frame) for frame in frames if isinstance(frame, ast.QualifiedRule))
+            if part
         )
     elif keyword in _DECLARATION_AT_RULES:
         if keyword == "font-face" and not _tokens_safe(node.content):
@@ -184,5 +197,7 @@ def is_allowed_url(url: str) -> bool:
         return False
     if value.startswith("//") or ":" in value.split("?", 1)[0].split("#", 1)[0]:
         return False
-    prefixes = [prefix for prefix in (settings.STATIC_URL, settings.MEDIA_URL) if prefix and prefix.startswith("/")]
+    prefixes = [
+        prefix for prefix in (settings.STATIC_URL, settings.MEDIA_URL) if prefix and prefix.startswith("/")
+    ]
     return any(value.startswith(prefix) for prefix in prefixes)

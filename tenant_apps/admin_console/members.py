@@ -250,7 +250,7 @@ def member_import_process(*, import_id: int) -> MemberImport | None:
     while True:
         with transaction.atomic():
             job = (
-                MemberImport.objects.select_for_update()
+                MemberImport.objects.select_for_update(of=("self",))
                 .select_related("created_by")
                 .filter(pk=import_id)
                 .first()

@@ -57,7 +57,7 @@ SECTIONS = {
 }
 EMPTY = "Nothing in this period."
 CANVAS = {"sessions", "revenue", "learners", "utilisation"}
-WIDE = {"sessions", "revenue"}
+WIDE = {"sessions", "revenue", "top_mentors", "rating"}
 
 
 class PeriodForm(forms.Form):

@@ -4,35 +4,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0004_domain_verification'),
+        ("tenants", "0004_domain_verification"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='institution',
-            name='color_scheme',
-            field=models.CharField(choices=[('light', 'Light'), ('dark', 'Dark'), ('auto', "Follow the visitor's device")], default='light', max_length=10),
+            model_name="institution",
+            name="color_scheme",
+            field=models.CharField(
+                choices=[("light", "Light"), ("dark", "Dark"), ("auto", "Follow the visitor's device")],
+                default="light",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='institution',
-            name='custom_css',
+            model_name="institution",
+            name="custom_css",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='institution',
-            name='favicon',
-            field=models.ImageField(blank=True, upload_to='branding/'),
+            model_name="institution",
+            name="favicon",
+            field=models.ImageField(blank=True, upload_to="branding/"),
         ),
         migrations.AddField(
-            model_name='institution',
-            name='font',
-            field=models.CharField(choices=[('system', 'System default'), ('inter', 'Inter'), ('source-sans-3', 'Source Sans 3'), ('merriweather', 'Merriweather')], default='system', max_length=40),
+            model_name="institution",
+            name="font",
+            field=models.CharField(
+                choices=[
+                    ("system", "System default"),
+                    ("inter", "Inter"),
+                    ("source-sans-3", "Source Sans 3"),
+                    ("merriweather", "Merriweather"),
+                ],
+                default="system",
+                max_length=40,
+            ),
         ),
         migrations.AlterField(
-            model_name='institution',
-            name='theme',
-            field=models.CharField(choices=[('default', 'Modern'), ('classic', 'Classic'), ('minimal', 'Minimal')], default='default', max_length=40),
+            model_name="institution",
+            name="theme",
+            field=models.CharField(
+                choices=[("default", "Modern"), ("classic", "Classic"), ("minimal", "Minimal")],
+                default="default",
+                max_length=40,
+            ),
         ),
     ]

@@ -42,6 +42,8 @@ def test_an_admin_changes_the_theme_with_a_live_preview_and_learners_see_it(
     page: Page, browser: Browser, running_server: RunningServer, branded_site: dict
 ) -> None:
     host = branded_site["host"]
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     sign_in(page, running_server, host, branded_site["admin"])
     page.goto(running_server.url(host, "/manage/branding/"))
     preview = page.frame_locator('[data-testid="branding-preview"]')
@@ -70,6 +72,7 @@ def test_an_admin_changes_the_theme_with_a_live_preview_and_learners_see_it(
 
         page.get_by_test_id("branding-save").click()
         expect(page.get_by_text("Branding saved.")).to_be_visible()
+        assert errors == []
         expect(page.locator('body[data-layout="classic"]')).to_be_attached()
 
         sign_in(learner, running_server, host, "lee@learner.example")

@@ -26,12 +26,10 @@
 
   document.addEventListener('alpine:init', () => {
     window.Alpine.data('brandingEditor', () => ({
-      previewSrc: '',
       primary: '#000000',
       timer: null,
 
       init() {
-        this.previewSrc = this.$root.dataset.previewUrl + '?' + (this.$root.dataset.previewQuery || '');
         this.primary = this.value('primary_color') || this.primary;
       },
 
@@ -59,7 +57,10 @@
           const v = this.value(name);
           if (v) params.set(name, v);
         }
-        this.previewSrc = this.$root.dataset.previewUrl + '?' + params.toString();
+        // Set from here: the CSP build refuses to bind attributes on an <iframe>.
+        const frame = this.$root.querySelector('iframe[data-preview-frame]');
+        const src = this.$root.dataset.previewUrl + '?' + params.toString();
+        if (frame && frame.getAttribute('src') !== src) frame.setAttribute('src', src);
       },
 
       get textOnPrimaryRatio() {

@@ -209,3 +209,23 @@ def test_institution_b_is_unaffected(institution_a, institution_b, admin, save):
     assert Institution.objects.get(pk=institution_b.pk).theme == "default"
     with tenant_context(institution_b):
         assert not AuditEntry.objects.filter(action="branding.update").exists()
+
+
+@pytest.mark.parametrize("theme", ["default", "classic", "minimal"])
+def test_notification_emails_use_the_themes_email_layout(institution_a, theme):
+    from tenant_apps.notifications import services
+    from tenant_apps.notifications.email import email_message
+    from tenant_apps.notifications.models import Event
+
+    institution_a.theme = theme  # the object tenant_context puts on the connection
+    recipient = make_user(institution_a, email="brand-mail@a.example", role=User.Role.LEARNER)
+    with tenant_context(institution_a):
+        (notification,) = services.notify(
+            event=Event.BOOKING_CONFIRMED,
+            recipients=[recipient],
+            message=services.Message(title="Your session is confirmed", url="/sessions/"),
+        )
+        message = email_message(notification=notification)
+    html = message.alternatives[0][0]
+    assert f'data-email-theme="{theme}"' in html and "Your session is confirmed" in html
+    assert "Your session is confirmed" in message.body and institution_a.name in message.body

@@ -1,9 +1,11 @@
 """HTTP tenant resolution: the request's host selects the institution and its schema."""
 
+from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django.utils import translation
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from .directory import directory, normalize_host
@@ -30,4 +32,7 @@ class InstitutionMiddleware(TenantMainMiddleware):
         request.tenant = institution
         connection.set_tenant(institution)
         self.setup_url_routing(request)
+        # Dates and numbers as the institution writes them (its locale; the platform's default).
+        translation.activate(getattr(institution, "locale", "") or settings.LANGUAGE_CODE)
+        request.LANGUAGE_CODE = translation.get_language()
         return None

@@ -15,12 +15,13 @@ from tenants.models import Institution
 from tenants.services import institution_provision
 
 # The local stand-ins of outside services (fixtures `stripe_standin`, `razorpay_standin`,
-# `smtp_standin`, `twilio_standin`).
+# `smtp_standin`, `twilio_standin`, `s3_standin`).
 pytest_plugins = [
     "tests.standins.stripe_standin",
     "tests.standins.razorpay_standin",
     "tests.standins.smtp_standin",
     "tests.standins.twilio_standin",
+    "tests.standins.s3_standin",
 ]
 
 

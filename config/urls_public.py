@@ -3,9 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from shared.core.health import healthz, readyz
 from shared.platform_billing.views import public_urlpatterns as platform_billing_urls
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     *platform_billing_urls,
     path("console/", include("shared.platform_billing.console")),

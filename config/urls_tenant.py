@@ -2,12 +2,15 @@
 
 from django.urls import include, path
 
+from shared.core.health import healthz, readyz
 from shared.platform_billing.views import tenant_urlpatterns as tenant_plan_urls
 from tenant_apps.accounts.admin import tenant_admin_site
 from tenant_apps.accounts.views import home
 from tenants.views import tenant_media
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("", home, name="home"),
     path("accounts/", include("tenant_apps.accounts.urls")),
     path("", include("tenant_apps.sessions.urls")),

@@ -8,6 +8,8 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django_tenants.middleware.main import TenantMainMiddleware
 
+from shared.core.health import HEALTH_PATHS
+
 from .directory import directory, normalize_host
 
 
@@ -21,6 +23,9 @@ class InstitutionMiddleware(TenantMainMiddleware):
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         connection.set_schema_to_public()
+        if request.path in HEALTH_PATHS:
+            # Load balancers probe by IP: /healthz and /readyz answer on any host, with no lookup.
+            return None
         try:
             hostname = normalize_host(request.get_host())
         except DisallowedHost:

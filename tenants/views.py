@@ -8,6 +8,8 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.static import serve
 
+from shared.core.storage import redirect_to_signed_url, signed_media_url
+
 # Only these folders are public. Everything else (session materials above all) is served by a
 # view that checks who is asking, and does not exist here.
 PUBLIC_MEDIA_PREFIXES = frozenset({"avatars", "branding"})
@@ -22,6 +24,8 @@ def tenant_media(request: HttpRequest, schema_name: str, path: str) -> HttpRespo
     folder, _, rest = normalized.partition("/")
     if folder not in PUBLIC_MEDIA_PREFIXES or not rest:
         raise Http404("No such file.")
+    if (signed := signed_media_url(normalized)) is not None:  # media in S3: a short-lived link
+        return redirect_to_signed_url(signed, max_age=60)
     try:
         response = serve(request, normalized, document_root=str(Path(settings.MEDIA_ROOT) / schema_name))
     except SuspiciousFileOperation:

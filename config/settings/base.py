@@ -96,7 +96,11 @@ TENANT_LIMIT_SET_CALLS = True
 TENANT_DIRECTORY_CHECK_INTERVAL = 1.0
 
 MIDDLEWARE = [
+    # Request id and one log line per request (shared/core/middleware.py), around everything else.
+    "shared.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy and Permissions-Policy, in every environment (docs/deploy.md).
+    "shared.core.middleware.SecurityHeadersMiddleware",
     # Static files are the same for every host, including the unknown-host page's stylesheet.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.InstitutionMiddleware",
@@ -226,6 +230,8 @@ STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+from .storage import *  # noqa: E402, F403 (MEDIA_STORAGE=s3 puts media in S3: config/settings/storage.py)
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -9,6 +9,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from shared.core.errors import ApplicationError
+from shared.core.storage import redirect_to_signed_url, signed_media_url
 
 from .. import calendar as ics
 from .. import materials as material_services
@@ -34,8 +35,13 @@ def ics_response(content: bytes, *, filename: str | None = None) -> HttpResponse
     return response
 
 
-def material_file_response(material) -> FileResponse:
+def material_file_response(material) -> HttpResponse:
     """The stored file as a download that a browser will neither render nor sniff."""
+    signed = signed_media_url(
+        material.file.name, download_name=material.original_name, content_type=material.content_type
+    )
+    if signed is not None:  # media in S3: a short-lived link to this file
+        return redirect_to_signed_url(signed)
     try:
         handle = material.file.open("rb")
     except (FileNotFoundError, ValueError):

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from django.db import connection
 from django.utils import timezone
@@ -147,7 +148,13 @@ def test_a_worker_killed_mid_task_still_sends_each_reminder_once(site, django_db
             wait_for(lambda: len(smtp.received) >= 2, 60 + 2 * VISIBILITY_TIMEOUT, "both reminders")
         except AssertionError as timeout:
             raise AssertionError(f"{timeout}; the workers' log ends:\n{log.read_text()[-4000:]}") from None
-        time.sleep(VISIBILITY_TIMEOUT + 2)  # anything redelivered twice would have arrived by now
+        # Nothing left to run twice: no task waiting in the queue, none taken and unacknowledged.
+        broker = redis.Redis.from_url(app.conf.broker_url)
+        wait_for(
+            lambda: broker.llen("celery") == 0 and broker.hlen("unacked") == 0,
+            10 * VISIBILITY_TIMEOUT,
+            "the broker to be empty",
+        )
 
         assert sorted(smtp.received) == sorted([mentor.user.email, learner.email])
         with django_db_blocker.unblock(), tenant_context(institution):

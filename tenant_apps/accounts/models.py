@@ -85,6 +85,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.is_active and self.role == self.Role.ADMIN
 
     @property
+    def can_receive_sms(self) -> bool:
+        """Opted in, with a number to send to."""
+        return self.sms_opt_in and bool(self.phone)
+
+    @property
     def is_mentor(self) -> bool:
         return self.role == self.Role.MENTOR and self.mentor_status == self.MentorStatus.APPROVED
 

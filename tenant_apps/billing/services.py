@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet, Sum
@@ -945,7 +944,3 @@ def _receipt_after_commit(*, payment_id: int, refund_id: int | None = None) -> N
 
 def payments_for_admin() -> QuerySet[Payment]:
     return Payment.objects.select_related("learner", "booking__mentor__user").prefetch_related("refunds")
-
-
-def hold_window(policy: PricingPolicy) -> timedelta:
-    return timedelta(minutes=policy.payment_hold_minutes)

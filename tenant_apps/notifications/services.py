@@ -43,7 +43,7 @@ def channels_for(*, user: User, event: str, defaults: dict[str, set[str]] | None
         chosen = {c for c in Channel.values if getattr(preference, c)}
     else:
         chosen = (defaults or institution_defaults()).get(event, set(BUILT_IN_DEFAULTS[event]))
-    if Channel.SMS in chosen and not (getattr(user, "sms_opt_in", False) and getattr(user, "phone", "")):
+    if Channel.SMS in chosen and not user.can_receive_sms:
         chosen = chosen - {Channel.SMS}
     return set(chosen)
 
@@ -168,7 +168,7 @@ class _Skip(Exception):
 def _send_sms(delivery: Delivery, notification: Notification, user: User) -> None:
     from .sms import SmsError, sms_send
 
-    if not (getattr(user, "sms_opt_in", False) and getattr(user, "phone", "")):
+    if not user.can_receive_sms:
         raise _Skip("The person has not opted in to SMS.")
     delivery.to = user.phone
     body = f"{connection.tenant.name}: {notification.title}"

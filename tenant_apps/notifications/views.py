@@ -67,11 +67,6 @@ def _safe_path(request: HttpRequest, url: str) -> str:
     return ""
 
 
-def sms_available(user: User) -> bool:
-    """Whether the person can get SMS at all: an opted-in number (see services.channels_for)."""
-    return bool(getattr(user, "sms_opt_in", False) and getattr(user, "phone", ""))
-
-
 # --- The notification centre ------------------------------------------------------------------------
 
 
@@ -286,7 +281,7 @@ def institution_defaults_save(*, chosen: dict[str, set[str]]) -> int:
 @require_http_methods(["GET", "HEAD", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
     user = request.user
-    can_sms = sms_available(user)
+    can_sms = user.can_receive_sms
     if request.method == "POST":
         with transaction.atomic():
             if request.POST.get("action") == "reset":

@@ -162,7 +162,8 @@ class _FrontHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
-            verify_sigv4(self.command, self.path, self.headers)
+            now = datetime.now(UTC) + self.server.standin.clock_ahead
+            verify_sigv4(self.command, self.path, self.headers, now=now)
         except SignatureError as error:
             self._refuse(error)
             return
@@ -213,6 +214,8 @@ class S3Standin:
     secret_key: str = SECRET_KEY
     # The error codes of the requests the front refused, oldest first.
     refused: list[str] = field(default_factory=list)
+    # How far ahead of the real clock the front checks expiry (tests move time instead of waiting).
+    clock_ahead: timedelta = timedelta(0)
 
     @property
     def endpoint_url(self) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-
 from django.db.models import Sum
 
 from shared.core.testing import HostClient
@@ -64,11 +61,3 @@ def balances() -> dict[str, int]:
 def assert_balanced() -> None:
     per_txn = LedgerEntry.objects.values("transaction_id", "currency").annotate(total=Sum("amount_minor"))
     assert all(row["total"] == 0 for row in per_txn), list(per_txn)
-
-
-def event_json(body: bytes) -> dict:
-    return json.loads(body)
-
-
-def later(booking: Booking, **delta) -> None:
-    Booking.objects.filter(pk=booking.pk).update(hold_expires_at=booking.hold_expires_at - timedelta(**delta))

@@ -18,9 +18,6 @@ from .. import services
 from ..models import Channel, Delivery, Event, InstitutionDefault, Notification, Preference
 from ..services import Message
 
-HAS_SMS_FIELDS = all(hasattr(User, name) for name in ("phone", "sms_opt_in"))
-
-
 # --- Scenes --------------------------------------------------------------------------------------------
 
 
@@ -342,7 +339,6 @@ def test_without_an_opted_in_number_saving_keeps_what_sms_was(institution_a, lea
         assert (one_hour.in_app, one_hour.email, one_hour.sms) == (True, False, True)  # the default's SMS
 
 
-@pytest.mark.skipif(not HAS_SMS_FIELDS, reason="User has no phone / sms_opt_in yet")
 def test_with_an_opted_in_number_the_sms_boxes_are_offered(institution_a):
     person = make_user(institution_a, email="sam@a.example", phone="+447700900123", sms_opt_in=True)
     client = client_for(institution_a, person)

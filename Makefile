@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PYTEST_ARGS ?=
 
-.PHONY: help .venv run test lint format assets bench clean-data
+.PHONY: help .venv run test lint format assets bench bench-quick clean-data
 
 help:
 	@echo "PeerLearn"
@@ -21,7 +21,8 @@ help:
 	@echo "  make lint        ruff check + ruff format --check"
 	@echo "  make format      ruff format + ruff check --fix"
 	@echo "  make assets      rebuild static/css/app.css and static/vendor/ (needs Node/npm)"
-	@echo "  make bench       run the benchmarks in bench/ and update docs/benchmarks.md"
+	@echo "  make bench       run every benchmark in bench/ (about 15 min) and update docs/benchmarks.md"
+	@echo "  make bench-quick the same at small sizes (a few minutes); prints only"
 	@echo "  make .venv       create/update the virtualenv from requirements.txt"
 	@echo "  make clean-data  DESTRUCTIVE: delete .data/ (embedded Postgres and Redis data)"
 
@@ -62,7 +63,10 @@ assets:
 	npm ci && npm run build
 
 bench: .venv
-	$(PY) scripts/with_services.py bash -c 'set -e; for script in bench/provision.py bench/slots.py bench/directory.py bench/reminders_tick.py bench/ws_relay.py bench/analytics.py; do DJANGO_SETTINGS_MODULE=config.settings.dev $(PY) $$script; done' 
+	$(PY) scripts/with_services.py $(PY) bench/run.py
+
+bench-quick: .venv
+	$(PY) scripts/with_services.py $(PY) bench/run.py --quick
 
 # Deletes the embedded Postgres and Redis data. Refuses while the embedded
 # Postgres is running (stop `make run` / `make test` first).

@@ -85,6 +85,25 @@ def _fresh_directory() -> Iterator[None]:
 
 
 @pytest.fixture
+def clean_throttles() -> Iterator[None]:
+    """No sign-in, sign-up or API counters or lockouts before or after the test (the test cache's
+    keys only: they carry its own prefix)."""
+    from django.core.cache import caches
+    from django_redis import get_redis_connection
+
+    def clear() -> None:
+        redis = get_redis_connection(settings.THROTTLE_CACHE)
+        pattern = f"{caches[settings.THROTTLE_CACHE].key_prefix}:throttle:*"
+        names = list(redis.scan_iter(match=pattern, count=1000))
+        if names:
+            redis.delete(*names)
+
+    clear()
+    yield
+    clear()
+
+
+@pytest.fixture
 def user_factory():
     return make_user
 

@@ -1,13 +1,19 @@
-"""`migrate_schemas` with nothing to apply, over many institutions: the standard executor (one schema
-after another) against django-tenants' multiprocessing executor (a pool of forked workers).
+"""`migrate_schemas` with nothing to apply, over many institutions: django-tenants' own command
+(standard and multiprocessing executors) against ours (tenants/management/commands/migrate_schemas.py),
+side by side on the same institutions in the same run.
 
-Every deploy runs `migrate_schemas`; with no pending migration it still visits every schema (the
-migration graph, the applied set, post-migrate content types and permissions), so its cost grows
-with the number of institutions. This script makes --institutions throw-away institutions whose
-schemas are copies of the template (what sign-up's clone makes, restored from one dump of the
-template: cloning slows down as the catalog grows, and hundreds of clones would take most of the
-run), times the command with each executor, writes the figures into docs/benchmarks.md and drops
-the institutions again, also on Ctrl-C or SIGTERM.
+Every deploy runs `migrate_schemas`. django-tenants runs `migrate` in every schema even when nothing
+is pending, and each of those runs lists every table of the database a few times, so the command
+grows with the square of the number of institutions. Ours looks `django_migrations` up by name
+(`--all-schemas` still runs `migrate` everywhere, now in linear time), and by default reads every
+schema's applied migrations in a few queries and runs `migrate` only where something is pending.
+
+The institutions come from bench/fleet.py (real rows, schemas copied from the template) and are
+dropped at the end, also on Ctrl-C or SIGTERM. django-tenants' command at 1,000 institutions takes
+many minutes, so by default it runs over a sample of them (--baseline-sample; 0 runs it over all):
+`migrate` costs the same in any schema, and the catalog it lists is the whole database's either
+way, so the sample's time per institution is the full command's. The figures go into
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,12 +22,10 @@ import argparse
 import datetime as dt
 import multiprocessing
 import os
-import secrets
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,125 +37,21 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.apps import apps  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.db.migrations.loader import MigrationLoader  # noqa: E402
 from django.test import override_settings  # noqa: E402
-from django.utils import timezone  # noqa: E402
+from django_tenants.management.commands.migrate_schemas import (  # noqa: E402
+    MigrateSchemasCommand as TenantsMigrateSchemas,
+)
+from django_tenants.migration_executors import get_executor  # noqa: E402
 from django_tenants.utils import quote_schema_name  # noqa: E402
 
-from bench.common import DOC, machine, sigterm_as_interrupt, write_section  # noqa: E402
-from tenants.backup import libpq_env, postgres_tool  # noqa: E402
-from tenants.models import Domain, Institution  # noqa: E402
-from tenants.services import domain_for  # noqa: E402
-from tenants.validators import schema_name_for  # noqa: E402
-
-# Schemas restored per transaction (each takes a lock per table and index until it commits).
-BATCH = 10
-
-
-def make_institutions(count: int, token: str, made: list[str]) -> float:
-    """Make `count` institutions with schemas copied from the template; seconds taken.
-
-    The schemas are what sign-up's clone makes (every table, migration record, content type and
-    permission of the template), restored from one dump of the template in batches (see
-    `copy_template`). Names go into `made` before anything is created, for the clean-up.
-    """
-    template = settings.TENANT_BASE_SCHEMA
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="peerlearn-bench-") as work:
-        dump = Path(work) / "template.dump"
-        subprocess.run(
-            [
-                postgres_tool("pg_dump"),
-                "--format=custom",
-                f"--schema={template}",
-                "--no-owner",
-                f"--file={dump}",
-            ],
-            env=libpq_env(),
-            check=True,
-        )
-        script = subprocess.run(
-            [postgres_tool("pg_restore"), "--no-owner", "--no-privileges", "--file=-", str(dump)],
-            env=libpq_env(),
-            check=True,
-            capture_output=True,
-        ).stdout.decode()
-    subdomains = [f"bench-mig-{token}-{i}" for i in range(count)]
-    for first in range(0, count, BATCH):
-        batch = subdomains[first : first + BATCH]
-        made.extend(batch)
-        copy_template(script, template, [schema_name_for(subdomain) for subdomain in batch])
-        for subdomain in batch:
-            institution = Institution.objects.create(
-                name=f"Bench migrate {subdomain}",
-                slug=subdomain,
-                schema_name=schema_name_for(subdomain),
-                country="GB",
-                currency="GBP",
-                timezone="Europe/London",
-            )
-            Domain.objects.create(
-                domain=domain_for(subdomain), tenant=institution, is_primary=True, verified_at=timezone.now()
-            )
-        if (first + len(batch)) % 50 == 0:
-            print(f"  {first + len(batch)}/{count} made ({time.perf_counter() - started:.0f} s)")
-    return time.perf_counter() - started
-
-
-def copy_template(script: str, template: str, schemas: list[str]) -> None:
-    """Restore the template's dump as each of `schemas`, in one transaction.
-
-    The dump creates a schema named like the template: the template is moved aside while each
-    copy is restored and renamed, then put back (tenants/backup.py restores the same way).
-    """
-    aside = quote_schema_name(f"{template}_bench_aside")
-    statements = [f"ALTER SCHEMA {quote_schema_name(template)} RENAME TO {aside};"]
-    for schema in schemas:
-        statements += [
-            script,
-            f"ALTER SCHEMA {quote_schema_name(template)} RENAME TO {quote_schema_name(schema)};",
-        ]
-    statements.append(f"ALTER SCHEMA {aside} RENAME TO {quote_schema_name(template)};")
-    subprocess.run(
-        [
-            postgres_tool("psql"),
-            "--no-psqlrc",
-            "--quiet",
-            "--single-transaction",
-            "--set=ON_ERROR_STOP=1",
-            "-f",
-            "-",
-        ],
-        input="\n".join(statements).encode(),
-        env=libpq_env(),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def drop_all(made: list[str]) -> int:
-    """Drop the institutions in `made`, their domains and schemas (also half-made ones)."""
-    connection.close()  # an interrupted query may have left the connection unusable
-    connection.set_schema_to_public()
-    # A few per transaction: django-tenants drops each deleted institution's schema in the
-    # deleting transaction, which holds a lock per table until it commits.
-    dropped = 0
-    for first in range(0, len(made), BATCH):
-        batch = Institution.objects.filter(slug__in=made[first : first + BATCH])
-        dropped += batch.count()
-        batch.delete()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", [[schema_name_for(s) for s in made]]
-        )
-        schemas = [row[0] for row in cursor.fetchall()]
-        # Schemas made without their institution row (an interrupted batch).
-        for first in range(0, len(schemas), BATCH):
-            names = ", ".join(quote_schema_name(schema) for schema in schemas[first : first + BATCH])
-            cursor.execute(f"DROP SCHEMA {names} CASCADE")
-    return dropped + len(schemas)
+from bench.common import DOC, machine, write_section  # noqa: E402
+from bench.fleet import CONNECTIONS, fleet  # noqa: E402
+from tenants import migration_state  # noqa: E402
 
 
 def _default_sigterm_in_workers() -> None:
@@ -163,46 +63,145 @@ def _default_sigterm_in_workers() -> None:
 os.register_at_fork(after_in_child=_default_sigterm_in_workers)
 
 
-def migrate(executor: str, processes: int) -> float:
-    """One `migrate_schemas --noinput` (public, every institution, the template); seconds taken."""
-    connection.close()
-    with override_settings(TENANT_MULTIPROCESSING_MAX_PROCESSES=processes):
-        started = time.perf_counter()
-        call_command("migrate_schemas", "--noinput", executor=executor, verbosity=0)
-        elapsed = time.perf_counter() - started
-    # The executor never closes its pool: its idle workers (and their connections) would pile up.
+def _kill_pool_workers() -> None:
+    # The multiprocessing executor never closes its pool: idle workers (and connections) pile up.
     for child in multiprocessing.active_children():
         child.kill()
         child.join()
+
+
+def ours(*arguments: str) -> tuple[float, float]:
+    """One in-process `migrate_schemas --noinput` of ours; wall and CPU seconds of this process."""
+    connection.close()
+    started, cpu = time.perf_counter(), time.process_time()
+    call_command("migrate_schemas", "--noinput", *arguments, verbosity=0)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     connection.set_schema_to_public()
-    return elapsed
+    return elapsed, cpu
+
+
+def theirs(executor: str, processes: int, sample: list[str] | None) -> tuple[float, float]:
+    """django-tenants' command with `executor`: public and every institution (`sample` None), or
+    public and the institutions of `sample` through the same executor. Wall and CPU seconds."""
+    connection.close()
+    command = TenantsMigrateSchemas()
+    with override_settings(TENANT_MULTIPROCESSING_MAX_PROCESSES=processes):
+        started, cpu = time.perf_counter(), time.process_time()
+        if sample is None:
+            call_command(command, "--noinput", executor=executor, verbosity=0)
+        else:
+            parser = command.create_parser("manage.py", "migrate_schemas")
+            options = vars(parser.parse_args(["--noinput", "--verbosity=0", f"--executor={executor}"]))
+            runner = get_executor(codename=executor)([], options)
+            runner.run_migrations(tenants=["public"])
+            runner.run_migrations(tenants=list(sample))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    _kill_pool_workers()
+    connection.set_schema_to_public()
+    return elapsed, cpu
+
+
+def migrate_in_new_process() -> tuple[float, str]:
+    """`manage.py migrate_schemas --noinput` as a deploy runs it: seconds, and its summary line."""
+    started = time.perf_counter()
+    finished = subprocess.run(
+        [sys.executable, "manage.py", "migrate_schemas", "--noinput"],
+        cwd=REPO_ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    elapsed = time.perf_counter() - started
+    summary = next(
+        (
+            line
+            for line in finished.stdout.splitlines()
+            if "up to date" in line or "Migrations to apply" in line
+        ),
+        "",
+    )
+    return elapsed, summary.strip()
+
+
+def harmless_migration() -> tuple[str, str]:
+    """A migration that re-applies as a no-op in a tenant schema: the last one of a public-only app
+    (in an institution's schema the router skips its operations and only its record is written)."""
+    configs = apps.get_app_configs()
+    shared_only = {
+        c.label for c in configs if c.name in settings.SHARED_APPS and c.name not in settings.TENANT_APPS
+    }
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    for app, name in sorted(loader.graph.leaf_nodes()):
+        if app in shared_only:
+            return app, name
+    raise RuntimeError("no public-only app with migrations")
+
+
+def forget_migration(schema_name: str, migration: tuple[str, str]) -> None:
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {quote_schema_name(schema_name)}.django_migrations WHERE app = %s AND name = %s",
+            list(migration),
+        )
 
 
 def schema_count() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_namespace"
-            " WHERE nspname <> 'public' AND nspname !~ '^(pg_|information_schema)'"
+            "SELECT count(*) FROM pg_namespace WHERE nspname <> 'information_schema' AND nspname !~ '^pg_'"
         )
         return cursor.fetchone()[0]
 
 
-def section(command: str, rows: list[tuple[str, int, list[float]]], institutions: int, host: dict) -> str:
+def catalog_rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class")
+        return cursor.fetchone()[0]
+
+
+class Row:
+    """One way of running the command, and its timed runs (over `covered` of the institutions)."""
+
+    def __init__(self, label: str, covered: int) -> None:
+        self.label = label
+        self.covered = covered
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def add(self, timing: tuple[float, float]) -> float:
+        self.wall.append(timing[0])
+        self.cpu.append(timing[1])
+        return timing[0]
+
+    def total(self, institutions: int) -> float:
+        """Median seconds for all `institutions` (scaled from the sample, if it ran over one)."""
+        return statistics.median(self.wall) * institutions / self.covered
+
+
+def speed_up(ratio: float) -> str:
+    return f"{ratio:.1f}×" if ratio < 10 else f"{ratio:,.0f}×"
+
+
+def section(command: str, rows: list[Row], institutions: int, extra: dict[str, str], host: dict) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    baseline = statistics.median(rows[0][2])
+    baseline = rows[0].total(institutions)
     lines = [
-        "| Executor | Processes | Runs | Median (s) | Min (s) | Max (s) | Per schema (ms) | Speed-up |",
+        f"| Command | Ran over | Runs | Median (s) | Per institution (ms) | For {institutions:,} (s) "
+        "| Speed-up | CPU here (s) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for executor, processes, timings in rows:
-        median = statistics.median(timings)
+    for row in rows:
+        median = statistics.median(row.wall)
+        scaled = "" if row.covered == institutions else "≈ "
         lines.append(
-            f"| {executor} | {processes if executor == 'multiprocessing' else 1} | {len(timings)} "
-            f"| {median:.1f} | {min(timings):.1f} | {max(timings):.1f} "
-            f"| {median * 1000 / institutions:.0f} | {baseline / median:.2f}× |"
+            f"| {row.label} | {row.covered:,} | {len(row.wall)} | {median:.2f} "
+            f"| {median * 1000 / row.covered:.1f} | {scaled}{row.total(institutions):.1f} "
+            f"| {speed_up(baseline / row.total(institutions))} | {statistics.median(row.cpu):.2f} |"
         )
     table = "\n".join(lines)
-    return f"""## `migrate_schemas` with nothing to apply: standard vs. multiprocessing executor
+    return f"""## `migrate_schemas` with nothing to apply: django-tenants' command vs. ours
 
 ```sh
 {command}
@@ -210,75 +209,117 @@ def section(command: str, rows: list[tuple[str, int, list[float]]], institutions
 
 - Date: {now}
 - Machine: {host["nproc"]} CPUs (`nproc`), {host["cpu"]}; PostgreSQL {host["postgres"]} on the same machine
-- Institutions: {institutions} (throw-away, made for the run: each schema a copy of the template) plus
-  the public and template schemas and whatever institutions the database already had
+- Institutions: {institutions:,} made for the run by bench/fleet.py (real rows, each schema a copy of
+  the template) in {extra["fleet"]}; {extra["schemas"]} schemas and {extra["catalog"]} `pg_class`
+  rows in the database
 
 {table}
 
-- Each run is one in-process `call_command("migrate_schemas", "--noinput", executor=…)` with no
-  pending migration: the steady-state cost every deploy pays. "Per schema" divides the median by
-  the institutions made for the run.
-- `multiprocessing` is django-tenants' `MultiprocessingExecutor`: a `fork` pool of
-  `TENANT_MULTIPROCESSING_MAX_PROCESSES` workers, schemas handed out in chunks of
-  `TENANT_MULTIPROCESSING_CHUNKS` (2, the default). The public schema is migrated first, alone.
-- Executors alternate within each round (which one goes first alternates too). Every institution,
-  domain and schema made is dropped at the end."""
+- Every row runs with no pending migration (the steady-state cost of every deploy), in this process,
+  on the same institutions. "Ran over": the institutions a run covered (plus the public schema);
+  django-tenants' command runs over a sample of them unless `--baseline-sample 0`: its time per
+  institution does not depend on which ones, and "For {institutions:,}" scales it up (≈). Speed-up is
+  against the first row's figure for {institutions:,}.
+- django-tenants' command: its `migrate_schemas` (`migrate` in every schema; each run lists every
+  table of the database about four times to find `django_migrations`). `multiprocessing` is its
+  `MultiprocessingExecutor`, a `fork` pool of that many workers.
+- Ours, `--all-schemas`: `migrate` in every schema too, with `django_migrations` looked up by name.
+- Ours, the default: one query lists the schemas that have a `django_migrations` table, one UNION ALL
+  per 200 schemas reads what they recorded, and `migrate` runs in the public schema only; median of
+  its runs after one unrecorded warm-up.
+- "CPU here": CPU seconds of the benchmark's process (`time.process_time()`, median), the figure
+  that moves least on a busy machine; Postgres' share is not in it, nor the pool workers'.
+- One institution behind (its record of `{extra["migration"]}` deleted; ours re-applies it there and
+  nowhere else): {extra["one_behind"]}.
+- End to end in a new process (`manage.py migrate_schemas --noinput`, as a deploy runs it, Python and
+  Django start-up included): {extra["new_process"]}, printing "{extra["summary"]}"."""
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--institutions", type=int, default=200, help="institutions to make (200)")
-    parser.add_argument("--runs", type=int, default=2, help="timed runs per executor (2)")
-    parser.add_argument(
-        "--processes", default="2,4", help="worker counts of the multiprocessing executor (2,4)"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--institutions", type=int, default=1000, help="institutions to make (1000)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of our default command (5)")
+    parser.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=100,
+        help="institutions django-tenants' command and --all-schemas run over (100; 0: all of them)",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=4, help="workers of the multiprocessing executor (4)"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=CONNECTIONS,
+        help=f"connections making the institutions ({CONNECTIONS})",
+    )
+    parser.add_argument("--quick", action="store_true", help="100 institutions, one run of each, no sampling")
     parser.add_argument("--no-doc", action="store_true", help=f"only print; do not update {DOC.name}")
     args = parser.parse_args()
-    processes = [int(value) for value in args.processes.split(",") if value.strip()]
-    if args.institutions < 1 or args.runs < 1 or not processes:
-        parser.error("--institutions and --runs must be at least 1, --processes not empty")
+    if args.quick:
+        args.institutions, args.runs, args.baseline_sample = min(args.institutions, 100), 1, 0
+    if min(args.institutions, args.runs, args.processes, args.connections) < 1 or args.baseline_sample < 0:
+        parser.error("--institutions, --runs, --processes and --connections must be at least 1")
 
     settings_module = os.environ["DJANGO_SETTINGS_MODULE"]
     command = (
         f"DJANGO_SETTINGS_MODULE={settings_module} python bench/migrate_schemas.py "
-        f"--institutions {args.institutions} --runs {args.runs} --processes {args.processes}"
+        f"--institutions {args.institutions} --runs {args.runs} --baseline-sample {args.baseline_sample} "
+        f"--processes {args.processes}"
     )
-    print("Applying migrations (migrate_schemas) …")
+    print("Applying migrations (migrate_schemas) …", flush=True)
     call_command("migrate_schemas", "--noinput", verbosity=0)
     connection.set_schema_to_public()
 
-    token = secrets.token_hex(3)
-    made: list[str] = []
-    configurations = [("standard", 1)] + [("multiprocessing", n) for n in processes]
-    timings: dict[tuple[str, int], list[float]] = {c: [] for c in configurations}
+    sampled = 0 < args.baseline_sample < args.institutions
+    covered = args.baseline_sample if sampled else args.institutions
+    standard = Row("django-tenants' command, standard executor", covered)
+    parallel = Row(f"django-tenants' command, multiprocessing ×{args.processes}", covered)
+    every = Row("ours, `--all-schemas`", covered)
+    default = Row("**ours, default (pending-only)**", args.institutions)
+    extra: dict[str, str] = {}
     try:
-        with sigterm_as_interrupt():
-            print(f"Making {args.institutions} institutions (schemas copied from the template) …")
-            seconds = make_institutions(args.institutions, token, made)
-            each = seconds * 1000 / args.institutions
-            print(f"  {seconds:.0f} s ({each:.0f} ms each); {schema_count()} schemas in the database")
-            migrate("standard", 1)  # warm-up, unrecorded: imports, the migration graph, caches
-            for run in range(args.runs):
-                order = configurations if run % 2 == 0 else list(reversed(configurations))
-                for executor, count in order:
-                    elapsed = migrate(executor, count)
-                    timings[(executor, count)].append(elapsed)
-                    print(f"  run {run + 1}/{args.runs}: {executor} ×{count}: {elapsed:.1f} s")
-    except KeyboardInterrupt:
-        print("\nInterrupted: cleaning up.", file=sys.stderr)
-        return 130
-    finally:
-        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            started = time.perf_counter()
-            dropped = drop_all(made)
-            leftover = Institution.objects.filter(slug__startswith=f"bench-mig-{token}-").count()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        print(f"Dropped {dropped} institutions in {time.perf_counter() - started:.0f} s ({leftover} left).")
+        started = time.perf_counter()
+        with fleet(args.institutions, prefix="bench-mig", connections=args.connections) as institutions:
+            seconds = time.perf_counter() - started
+            extra["fleet"] = f"{seconds:.0f} s ({seconds * 1000 / args.institutions:.0f} ms each)"
+            extra["schemas"], extra["catalog"] = f"{schema_count():,}", f"{catalog_rows():,}"
+            names = [i.schema_name for i in institutions]
+            # Spread over the fleet, as the whole command would meet them.
+            sample = names[:: max(1, len(names) // covered)][:covered] if sampled else None
 
-    rows = [(executor, count, timings[(executor, count)]) for executor, count in configurations]
-    body = section(command, rows, args.institutions, machine())
+            ours()  # warm-up, unrecorded: imports, the migration graph, caches
+            for run in range(args.runs):
+                print(f"  ours, default, run {run + 1}/{args.runs}: {default.add(ours()):.2f} s", flush=True)
+            print(
+                f"  django-tenants', standard: {standard.add(theirs('standard', 1, sample)):.1f} s",
+                flush=True,
+            )
+            wall = parallel.add(theirs("multiprocessing", args.processes, sample))
+            print(f"  django-tenants', multiprocessing ×{args.processes}: {wall:.1f} s", flush=True)
+            if sample is None:
+                wall = every.add(ours("--all-schemas"))
+            else:  # what `--all-schemas` does in each schema, over the sample
+                with migration_state.migration_table_found_by_name():
+                    wall = every.add(theirs("standard", 1, sample))
+            print(f"  ours, --all-schemas: {wall:.1f} s", flush=True)
+
+            migration = harmless_migration()
+            forget_migration(names[len(names) // 2], migration)
+            extra["migration"] = ".".join(migration)
+            extra["one_behind"] = f"{ours()[0]:.2f} s"
+            print(f"  ours, one institution behind: {extra['one_behind']}", flush=True)
+            elapsed, extra["summary"] = migrate_in_new_process()
+            extra["new_process"] = f"{elapsed:.1f} s"
+            print(f"  ours, end to end in a new process: {elapsed:.1f} s ({extra['summary']})", flush=True)
+    except KeyboardInterrupt:
+        print("\nInterrupted (the institutions were dropped).", file=sys.stderr)
+        return 130
+
+    body = section(command, [standard, parallel, every, default], args.institutions, extra, machine())
     print()
     print(body)
     if not args.no_doc:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("console/", include("shared.platform_billing.console")),
     path("", include("shared.platform_site.urls")),
 ]
+handler400 = "shared.core.views.bad_request"
 handler403 = "shared.core.views.forbidden"
 handler500 = "shared.core.views.server_error"
 handler404 = "shared.core.views.not_found"

@@ -24,5 +24,6 @@ urlpatterns = [
 ]
 
 handler404 = "shared.core.views.not_found"
+handler400 = "shared.core.views.bad_request"
 handler403 = "shared.core.views.forbidden"
 handler500 = "shared.core.views.server_error"

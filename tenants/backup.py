@@ -62,6 +62,8 @@ MANIFEST = "manifest.json"
 DUMP = "schema.dump"
 PUBLIC = "public.json"
 MEDIA = "media/"
+# Data exports' downloads in the media prefix (tenant_apps/admin_console/exports.py): not backed up.
+EXPORTS = "exports/"
 CHUNK = 1024 * 1024
 # Postgres tools and settings the restore passes through to libpq (DATABASES["default"]["OPTIONS"]).
 LIBPQ_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout")
@@ -302,6 +304,8 @@ def institution_backup(
             media = []
             with schema_context(schema):
                 for name in media_names(storage):
+                    if name.startswith(EXPORTS):
+                        continue  # earlier exports' downloads: copies of this, not the institution's files
                     with storage.open(name, "rb") as handle:
                         info = tarfile.TarInfo(MEDIA + name)
                         info.size = handle.size

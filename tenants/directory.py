@@ -1,15 +1,20 @@
-"""Host name → institution, answered from process memory so that a request costs no query.
+"""Host name → institution (and its subscription), answered from process memory: a request costs no query.
 
-Each process keeps the institutions it has served, keyed by host name. Any change to an
-institution or a domain increments a generation counter in Redis; a process compares its
-generation with Redis at most once per TENANT_DIRECTORY_CHECK_INTERVAL and forgets everything
-when it moved. Unknown hosts are not remembered, so a new institution answers at once.
+Each process keeps the institutions it has served, keyed by host name, and their subscriptions with
+their plans, keyed by institution. Any change to an institution, a domain, a subscription or a plan
+increments a generation counter in Redis (tenants/signals.py); a process compares its generation with
+Redis at most once per TENANT_DIRECTORY_CHECK_INTERVAL and forgets everything when it moved (the
+process that made the change forgets at once). Unknown hosts are not remembered, so a new institution
+answers at once.
 """
+
+from __future__ import annotations
 
 import copy
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -17,6 +22,9 @@ from django_tenants.utils import get_public_schema_name
 from redis.exceptions import RedisError
 
 from .models import Domain, Institution
+
+if TYPE_CHECKING:
+    from shared.platform_billing.models import Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,8 @@ def normalize_host(host: str) -> str:
 class InstitutionDirectory:
     def __init__(self) -> None:
         self._by_host: dict[str, Institution] = {}
+        # Institution id → its subscription with the plan (None: it has none).
+        self._subscriptions: dict[int, Subscription | None] = {}
         self._generation: bytes | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
@@ -52,6 +62,20 @@ class InstitutionDirectory:
             self._by_host[hostname] = institution
         return copy.copy(institution)
 
+    def subscription(self, institution: Institution) -> Subscription | None:
+        """The institution's subscription with its plan (a copy), as `subscription_of` reads it."""
+        from shared.platform_billing.limits import subscription_of
+
+        if institution is None or getattr(institution, "is_public", True):
+            return None
+        self._forget_if_changed()
+        if institution.pk in self._subscriptions:
+            subscription = self._subscriptions[institution.pk]
+        else:
+            subscription = subscription_of(institution)
+            self._subscriptions[institution.pk] = subscription
+        return copy.copy(subscription)
+
     def invalidate(self) -> None:
         """Tell every process that institutions or domains changed."""
         try:
@@ -62,10 +86,19 @@ class InstitutionDirectory:
             )
         self.forget()
 
+    def forget_subscriptions(self, *, institution_id: int | None = None) -> None:
+        """Drop this process's memory of one institution's subscription (None: of every one)."""
+        with self._lock:
+            if institution_id is None:
+                self._subscriptions.clear()
+            else:
+                self._subscriptions.pop(institution_id, None)
+
     def forget(self) -> None:
         """Drop this process's memory (the next lookups read the database)."""
         with self._lock:
             self._by_host.clear()
+            self._subscriptions.clear()
             self._checked_at = float("-inf")
 
     def _forget_if_changed(self) -> None:
@@ -82,8 +115,10 @@ class InstitutionDirectory:
                 # Without Redis no change can be announced: fall back to a short memory.
                 generation = None
                 self._by_host.clear()
+                self._subscriptions.clear()
             if generation != self._generation:
                 self._by_host.clear()
+                self._subscriptions.clear()
                 self._generation = generation
 
     @staticmethod

@@ -110,3 +110,24 @@ class Domain(DomainMixin):
     @property
     def is_verified(self) -> bool:
         return self.verified_at is not None
+
+
+class ReadySchema(models.Model):
+    """A migrated schema that belongs to no institution yet: sign-up renames one (tenants/pool.py).
+
+    Not a tenant: nothing that goes through institutions (migrate_schemas, backups, periodic work)
+    ever sees it, and no host resolves to it.
+    """
+
+    schema_name = models.CharField(max_length=63, unique=True)
+    # Which tenant migrations it carries (tenants.pool.migration_fingerprint); only schemas whose
+    # fingerprint matches the running code's are handed out.
+    migration_fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["migration_fingerprint", "id"], name="readyschema_claim_order")]
+
+    def __str__(self) -> str:
+        return self.schema_name

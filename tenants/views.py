@@ -13,6 +13,10 @@ from shared.core.storage import redirect_to_signed_url, signed_media_url
 # Only these folders are public. Everything else (session materials above all) is served by a
 # view that checks who is asking, and does not exist here.
 PUBLIC_MEDIA_PREFIXES = frozenset({"avatars", "branding"})
+# What those folders hold: images this application encoded itself (avatars are JPEGs, logos and
+# favicons PNGs). Nothing else found there is served, so no SVG or HTML can render as a document of
+# the institution's origin.
+PUBLIC_MEDIA_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".ico"})
 
 
 def tenant_media(request: HttpRequest, schema_name: str, path: str) -> HttpResponse:
@@ -23,6 +27,8 @@ def tenant_media(request: HttpRequest, schema_name: str, path: str) -> HttpRespo
     normalized = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
     folder, _, rest = normalized.partition("/")
     if folder not in PUBLIC_MEDIA_PREFIXES or not rest:
+        raise Http404("No such file.")
+    if posixpath.splitext(rest)[1].lower() not in PUBLIC_MEDIA_SUFFIXES:
         raise Http404("No such file.")
     if (signed := signed_media_url(normalized)) is not None:  # media in S3: a short-lived link
         return redirect_to_signed_url(signed, max_age=60)

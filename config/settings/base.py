@@ -94,13 +94,21 @@ TENANT_CREATION_FAKES_MIGRATIONS = True
 TENANT_LIMIT_SET_CALLS = True
 # How often a process asks Redis whether any institution or domain changed (seconds).
 TENANT_DIRECTORY_CHECK_INTERVAL = 1.0
+# Migrated schemas kept ready for sign-ups (tenants/pool.py); 0 turns the pool off (every
+# sign-up then clones TENANT_BASE_SCHEMA).
+TENANT_SCHEMA_POOL_SIZE = int(env("TENANT_SCHEMA_POOL_SIZE", "3"))
 
 MIDDLEWARE = [
     # Request id and one log line per request (shared/core/middleware.py), around everything else.
     "shared.core.middleware.RequestIdMiddleware",
+    # A view whose database went away (Postgres restarting) answers 503, not 500.
+    "shared.core.unavailable.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy and Permissions-Policy, in every environment (docs/deploy.md).
     "shared.core.middleware.SecurityHeadersMiddleware",
+    # 413 for a body over REQUEST_BODY_MAX_BYTES (uploads) or DATA_UPLOAD_MAX_MEMORY_SIZE (anything
+    # else), before anything reads it (shared/core/body_limits.py).
+    "shared.core.body_limits.RequestBodyLimitMiddleware",
     # Static files are the same for every host, including the unknown-host page's stylesheet.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.InstitutionMiddleware",
@@ -140,10 +148,17 @@ TEMPLATES = [
 
 DATABASE_URL = env("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/peerlearn")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
-DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+# django-tenants' backend, which also skips the `SET search_path` a pooled connection already has
+# (tenants/postgresql_backend/base.py).
+DATABASES["default"]["ENGINE"] = "tenants.postgresql_backend"
 # Connections come from a psycopg pool: under ASGI every request runs in a fresh thread, so
 # persistent per-thread connections (CONN_MAX_AGE) would be opened and closed per request.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The pool tests each connection as it lends it out: after a Postgres restart the dead connections it
+# holds are replaced instead of failing a request each (docs/security.md#failures). The backend's test
+# asks the socket first and makes the round trip (psycopg's check_connection) only for a connection
+# Postgres has closed or written to (tenants/postgresql_backend/base.py).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"]["pool"] = {
     "min_size": int(env("DATABASE_POOL_MIN", "2")),
@@ -200,6 +215,31 @@ AVATAR_MAX_BYTES = 5 * 1024 * 1024
 AVATAR_MAX_PIXELS = 40_000_000
 AVATAR_SIZE = 512
 
+# --- Abuse limits (docs/security.md, "Abuse limits"; counters in Redis, per institution) ----------
+
+# The client's address is REMOTE_ADDR, unless that is one of these proxies (addresses or CIDRs, e.g.
+# "10.0.0.0/8"): then the nearest X-Forwarded-For hop that is not one. Empty: trust no header.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# The cache (django-redis) that holds the counters.
+THROTTLE_CACHE = "default"
+# This many failed sign-ins within the window lock the account, or the client address, out of the
+# institution's site for LOGIN_LOCKOUT_SECONDS (an admin can unlock it sooner).
+LOGIN_FAILURE_LIMIT_ACCOUNT = int(env("LOGIN_FAILURE_LIMIT_ACCOUNT", "5"))
+LOGIN_FAILURE_LIMIT_ADDRESS = int(env("LOGIN_FAILURE_LIMIT_ADDRESS", "20"))
+LOGIN_FAILURE_WINDOW_SECONDS = int(env("LOGIN_FAILURE_WINDOW_SECONDS", str(15 * 60)))
+LOGIN_LOCKOUT_SECONDS = int(env("LOGIN_LOCKOUT_SECONDS", str(15 * 60)))
+# Per hour: password reset emails per address and per email address, confirmation emails per person.
+PASSWORD_RESET_LIMIT_ADDRESS = int(env("PASSWORD_RESET_LIMIT_ADDRESS", "10"))
+PASSWORD_RESET_LIMIT_ACCOUNT = int(env("PASSWORD_RESET_LIMIT_ACCOUNT", "3"))
+EMAIL_VERIFICATION_RESEND_LIMIT = int(env("EMAIL_VERIFICATION_RESEND_LIMIT", "3"))
+# Per hour and client address: new accounts on an institution's site (invited people are not
+# counted), new institutions on the platform site.
+SIGNUP_LIMIT_ADDRESS = int(env("SIGNUP_LIMIT_ADDRESS", "20"))
+PLATFORM_SIGNUP_LIMIT_ADDRESS = int(env("PLATFORM_SIGNUP_LIMIT_ADDRESS", "5"))
+# Failed sign-ins written to one institution's audit log per hour; past it they are still counted
+# and locked out, and lockouts are still written.
+FAILED_SIGNIN_AUDIT_LIMIT = int(env("FAILED_SIGNIN_AUDIT_LIMIT", "1000"))
+
 # --- Email ------------------------------------------------------------------------------------
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
@@ -232,23 +272,41 @@ STORAGES = {
 }
 from .storage import *  # noqa: E402, F403 (MEDIA_STORAGE=s3 puts media in S3: config/settings/storage.py)
 
+# Bodies that are not uploads (JSON, forms) are read in memory: at most this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Uploaded files above this go to a temporary file rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The largest multipart body (the largest file, session materials' 20 MB, and the form around it).
+# nginx's client_max_body_size and the ingress's proxy-body-size are the same (deploy/).
+REQUEST_BODY_MAX_BYTES = 25 * 1024 * 1024
 
 # --- API --------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Token first: an anonymous request then gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        # Token first: an anonymous request then gets 401 with a WWW-Authenticate header. DRF's, with
+        # the lookup's SQL built once per process (shared/core/authentication.py).
+        "shared.core.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error responses every operation can give (shared/core/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "shared.core.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "shared.core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Rate limits (shared/core/throttling.py): per signed-in user, per client address for anonymous
+    # requests, and per institution (all its API requests together); 429 with Retry-After beyond.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "shared.core.throttling.UserRateThrottle",
+        "shared.core.throttling.InstitutionRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env("API_RATE_USER", "120/min"),
+        "anon": env("API_RATE_ANON", "30/min"),
+        "institution": env("API_RATE_INSTITUTION", "3000/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PeerLearn institution API",
@@ -372,6 +430,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE: dict = {
     "reminders-tick": {"task": "shared.reminders.tasks.reminders_tick", "schedule": 60},
     "domains-verify": {"task": "tenants.tasks.domains_verify_pending", "schedule": 5 * 60},
+    "schema-pool-fill": {"task": "tenants.tasks.schema_pool_fill", "schedule": 60},
     "platform-subscriptions-sweep": {
         "task": "shared.platform_billing.tasks.subscriptions_sweep",
         "schedule": 15 * 60,
@@ -380,7 +439,21 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "shared.platform_billing.tasks.usage_report_all",
         "schedule": 24 * 60 * 60,
     },
+    # Tasks the broker refused while Redis was down wait in Postgres until this sends them.
+    "tasks-outbox-flush": {"task": "shared.core.tasks.outbox_flush", "schedule": 60},
+    # Data exports' files whose download period ended.
+    "expired-files-sweep": {"task": "shared.core.tasks.expired_files_sweep", "schedule": 60 * 60},
 }
+
+# --- Data rights (docs/security.md#data-rights) ---------------------------------------------------
+
+# How long a prepared export (a person's data, an institution's everything) can be downloaded.
+DATA_EXPORT_DOWNLOAD_DAYS = 7
+# A person may download their data once in this many seconds.
+PERSONAL_EXPORT_INTERVAL_SECONDS = 60 * 60
+# A person whose uploaded files pass this many bytes gets their data prepared by the worker (and an
+# email with the link); below it the zip is built and streamed while they wait.
+PERSONAL_EXPORT_SYNC_MAX_BYTES = 25 * 1024 * 1024
 
 LOGGING = {
     "version": 1,

@@ -22,3 +22,13 @@ MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="peerlearn-test-media-"))
 DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 40
 # The offline sandbox gateway (docs/payments.md) is available here, never in production.
 BILLING_SANDBOX_ENABLED = True
+# The whole suite signs in, signs up and calls the API from 127.0.0.1 in the same two institutions:
+# limits far above what it does. The tests of the limits set their own (override_settings).
+LOGIN_FAILURE_LIMIT_ACCOUNT = LOGIN_FAILURE_LIMIT_ADDRESS = 1000
+PASSWORD_RESET_LIMIT_ADDRESS = PASSWORD_RESET_LIMIT_ACCOUNT = EMAIL_VERIFICATION_RESEND_LIMIT = 1000
+SIGNUP_LIMIT_ADDRESS = PLATFORM_SIGNUP_LIMIT_ADDRESS = 1000
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {  # noqa: F405
+    "user": "100000/min",
+    "anon": "100000/min",
+    "institution": "100000/min",
+}

@@ -5,7 +5,13 @@
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions
@@ -33,9 +39,23 @@ def error_body(*, code: str, message: str, fields: dict[str, list[str]] | None =
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def request_refusal(exc: Exception | None) -> tuple[str, str, int] | None:
+    """(code, message, status) when Django refused to parse a body for its size or number of parts."""
+    if isinstance(exc, RequestDataTooBig):  # the form fields of a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
+        message = f"The form fields are too large: at most {limit:g} MB together (files are counted apart)."
+        return "too_large", message, 413
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        return "too_many_fields", "The request has too many fields or files.", 400
+    return None
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(error_body(code=exc.code, message=exc.message, fields=exc.fields), status=exc.status)
+    if (refused := request_refusal(exc)) is not None:
+        code, message, status = refused
+        return Response(error_body(code=code, message=message), status=status)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

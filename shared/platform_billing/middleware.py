@@ -4,7 +4,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.functional import SimpleLazyObject
 
-from .limits import subscription_of
+from tenants.directory import directory
+
 from .models import Subscription
 
 # What a cancelled institution's administrators can still reach (pay, export, sign in and out).
@@ -17,7 +18,8 @@ class SubscriptionMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         tenant = getattr(request, "tenant", None)
-        request.subscription = SimpleLazyObject(lambda: subscription_of(tenant))
+        # From the tenant directory's memory (tenants/directory.py): no query per request.
+        request.subscription = SimpleLazyObject(lambda: directory.subscription(tenant))
         if tenant is None or tenant.is_public:
             return self.get_response(request)
         subscription = request.subscription

@@ -89,8 +89,15 @@ STRIPE_STATUSES = {
 
 def plans_seed() -> None:
     """The three plans (idempotent: existing plans keep what staff changed)."""
+    # One query when they all exist, as they do after the first sign-up (every sign-up calls this).
+    existing = set(
+        Plan.objects.filter(code__in=[spec["code"] for spec in PLANS]).values_list("code", flat=True)
+    )
     for spec in PLANS:
-        Plan.objects.get_or_create(code=spec["code"], defaults={k: v for k, v in spec.items() if k != "code"})
+        if spec["code"] not in existing:
+            Plan.objects.get_or_create(
+                code=spec["code"], defaults={k: v for k, v in spec.items() if k != "code"}
+            )
 
 
 def _record(
@@ -406,14 +413,26 @@ def subscriptions_sweep(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def institution_delete(*, institution: Institution) -> None:
-    """The end of retention: the institution's schema and every row about it go."""
-    logger.warning(
-        "deleting institution %s (schema %s) after its retention period",
-        institution.pk,
-        institution.schema_name,
-    )
-    with schema_context("public"):  # the directory forgets it through tenants.signals
+    """The end of retention: the institution's schema, every row about it and its files go.
+
+    Rows that refer to the institution by foreign key (domains, subscription and its events, usage)
+    go with it; those that name its schema (reminders, jobs waiting for the broker, files due to
+    expire) are deleted here; then every file under its media prefix."""
+    from django.core.files.storage import default_storage
+
+    from shared.core.models import ExpiringFile, OutboxTask
+    from shared.reminders.models import DueReminder
+    from tenants.backup import media_names
+
+    schema = institution.schema_name
+    logger.warning("deleting institution %s (schema %s) after its retention period", institution.pk, schema)
+    with schema_context("public"), transaction.atomic():  # the directory forgets it through tenants.signals
+        for model in (DueReminder, OutboxTask, ExpiringFile):
+            model.objects.filter(schema_name=schema).delete()
         Institution.objects.get(pk=institution.pk).delete(force_drop=True)
+    with schema_context(schema):  # the storage's prefix is the schema's
+        for name in list(media_names(default_storage)):
+            default_storage.delete(name)
 
 
 # --- Usage ----------------------------------------------------------------------------------------

@@ -118,12 +118,16 @@ def portal(request: HttpRequest) -> HttpResponse:
 @login_required
 def export(request: HttpRequest) -> HttpResponse:
     _admin_only(request)
+    from tenant_apps.admin_console.audit import audit_record
+
     from .export import institution_export
 
     data = institution_export(institution=request.tenant)
     response = HttpResponse(data, content_type="application/zip")
     stamp = timezone.now().strftime("%Y%m%d")
-    response["Content-Disposition"] = f'attachment; filename="{request.tenant.slug}-export-{stamp}.zip"'
+    file_name = f"{request.tenant.slug}-export-{stamp}.zip"
+    audit_record(actor=request.user, action="export.institution", target=file_name)
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
     return response
 
 

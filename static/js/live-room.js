@@ -33,6 +33,7 @@
   const ICE_RESTART_GAP_MS = 10000;
   const CHAT_MAX_CHARS = 2000;
   const CLOSE_FLOODING = 4429;
+  const CLOSE_UNAVAILABLE = 4503; // Redis (chat, signalling, presence) is down: retry with backoff
   const FLOODING_PAUSE_MS = 10000;
   const UNREACHABLE_AFTER_FAILURES = 4; // handshakes refused in a row (1006 before open)
   const MAX_TIMER_MS = 2147483647;
@@ -282,6 +283,8 @@
       scheduleReconnect(FLOODING_PAUSE_MS, 'You sent too many messages, so the room disconnected you.');
     } else if (Object.prototype.hasOwnProperty.call(CLOSE_REASONS, code)) {
       refused(code);
+    } else if (code === CLOSE_UNAVAILABLE || (state.lastError && state.lastError.code === 'live_unavailable')) {
+      scheduleReconnect(null, 'Live features are unavailable at the moment.');
     } else if (code === 1011 || (state.lastError && state.lastError.code === 'server_error')) {
       scheduleReconnect(null, 'Something went wrong on the server.');
     } else {

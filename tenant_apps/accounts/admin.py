@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
+from .forms import AdminSiteAuthenticationForm
 from .models import Invitation, User
 
 
@@ -58,6 +59,7 @@ class TenantAdminSite(admin.AdminSite):
     site_header = "Institution administration"
     site_title = "Institution administration"
     index_title = "Manage your institution"
+    login_form = AdminSiteAuthenticationForm
 
     def each_context(self, request):
         context = super().each_context(request)
@@ -75,4 +77,6 @@ tenant_admin_site.register(TokenProxy, TokenAdmin)
 
 # Platform staff (users of the public schema) on the platform host.
 admin.site.site_header = "PeerLearn platform administration"
+# Platform staff are locked out after repeated failures too (their counters live under "public").
+admin.site.login_form = AdminSiteAuthenticationForm
 admin.site.register(User, UserAdmin)

@@ -3,16 +3,17 @@
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
-from rest_framework.authtoken.models import Token
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shared.core.errors import ApplicationError
+from shared.core.throttling import RateLimited, client_address
 from tenants.validators import timezone_names
 
-from . import selectors, services
+from . import security, selectors, services, throttling
 from .models import User
 
 
@@ -76,11 +77,31 @@ class MeApi(APIView):
         return Response(UserOutput(user).data)
 
 
-class TokenCreateApi(APIView):
-    """Exchange an email and password of this institution for an API token."""
+def _refuse_if_locked(request, email: str) -> None:
+    lockout = throttling.login_lockout(email=email, address=client_address(request))
+    if lockout is not None:
+        raise RateLimited(wait=lockout.seconds, message=lockout.message, code="locked_out")
 
-    permission_classes = [permissions.AllowAny]
-    authentication_classes: list = []
+
+class TokenCreateApi(APIView):
+    """Exchange an email and password of this institution for an API token (POST), or revoke the
+    token the request is made with (DELETE). Sign-ins are under the same lockouts as the sign-in
+    page: 429 with Retry-After while the account or the client's address is locked out."""
+
+    def get_authenticators(self):
+        # Only revoking needs to know who asks; a stale token must not stop anyone signing in.
+        if self._method() == "DELETE":
+            return [TokenAuthentication()]
+        return []
+
+    def _method(self) -> str:
+        # The schema generator asks before it has made its mock request.
+        return getattr(getattr(self, "request", None), "method", None) or "DELETE"
+
+    def get_permissions(self):
+        if self._method() == "DELETE":
+            return [permissions.IsAuthenticated()]
+        return [permissions.AllowAny()]
 
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField()
@@ -96,19 +117,30 @@ class TokenCreateApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(
-            request,
-            username=data.validated_data["email"].strip().lower(),
-            password=data.validated_data["password"],
-        )
+        email = data.validated_data["email"].strip().lower()
+        _refuse_if_locked(request, email)
+        # A failure is counted and recorded by the user_login_failed receiver (accounts.security).
+        user = authenticate(request, username=email, password=data.validated_data["password"])
         if user is None:
+            _refuse_if_locked(request, email)
             raise ApplicationError(
                 "That email and password do not match an account here.",
                 code="invalid_credentials",
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        token, _ = Token.objects.get_or_create(user=user)
+        token, created = services.api_token_issue(user=user)
+        security.signin_succeeded(
+            request=request,
+            user=user,
+            via="API token",
+            changes={"token": [None, "new" if created else "existing"]},
+        )
         return Response({"token": token.key}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="auth_token_destroy", request=None, responses={204: None})
+    def delete(self, request):
+        services.api_token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MemberListApi(APIView):

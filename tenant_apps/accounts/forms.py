@@ -1,20 +1,57 @@
 """Forms of the accounts pages: input parsing only; the services decide."""
 
+from functools import cache
+
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 
 from shared.core.errors import ApplicationError
+from shared.core.throttling import client_address
 from tenant_apps.notifications.sms import e164
 from tenants.validators import timezone_names
 
+from . import throttling
 from .models import User
+from .throttling import Lockout
+from .widgets import ManyOptionsSelect
+
+
+@cache
+def _timezone_choices() -> tuple[tuple[str, str], ...]:
+    return tuple((name, name.replace("_", " ")) for name in sorted(timezone_names()))
 
 
 def timezone_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ")) for name in sorted(timezone_names())]
+    return list(_timezone_choices())
 
 
-class EmailAuthenticationForm(AuthenticationForm):
+class LockoutMixin:
+    """Refuses a sign-in while the account or the client's address is locked out, before the
+    password is even checked, and says until when. Failures are counted by the `user_login_failed`
+    receiver (accounts.security); the failure that starts a lockout already shows its message."""
+
+    lockout: Lockout | None = None
+
+    def _refuse_if_locked(self) -> None:
+        email = self.cleaned_data.get("username") or ""
+        address = client_address(self.request) if self.request is not None else ""
+        self.lockout = throttling.login_lockout(email=email, address=address)
+        if self.lockout is not None:
+            raise ValidationError(self.lockout.message, code="locked_out")
+
+    def clean(self) -> dict:
+        self._refuse_if_locked()
+        try:
+            return super().clean()
+        except ValidationError as error:
+            if getattr(error, "code", None) == "invalid_login":
+                self._refuse_if_locked()
+            raise
+
+
+class EmailAuthenticationForm(LockoutMixin, AuthenticationForm):
     username = forms.EmailField(
         label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
     )
@@ -28,6 +65,10 @@ class EmailAuthenticationForm(AuthenticationForm):
         return self.cleaned_data["username"].strip().lower()
 
 
+class AdminSiteAuthenticationForm(LockoutMixin, AdminAuthenticationForm):
+    """The Django admin's sign-in form, under the same lockouts as the site's."""
+
+
 class SignupForm(forms.Form):
     full_name = forms.CharField(max_length=150, label="Full name")
     email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
@@ -35,7 +76,9 @@ class SignupForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="At least 8 characters; not only digits, not a common password.",
     )
-    timezone = forms.ChoiceField(choices=timezone_choices, initial="UTC", label="Time zone")
+    timezone = forms.ChoiceField(
+        choices=timezone_choices, initial="UTC", label="Time zone", widget=ManyOptionsSelect
+    )
 
 
 class MentorApplicationForm(forms.Form):
@@ -53,7 +96,7 @@ class MentorSignupForm(SignupForm, MentorApplicationForm):
 
 class ProfileForm(forms.Form):
     full_name = forms.CharField(max_length=150, label="Full name")
-    timezone = forms.ChoiceField(choices=timezone_choices, label="Time zone")
+    timezone = forms.ChoiceField(choices=timezone_choices, label="Time zone", widget=ManyOptionsSelect)
     avatar = forms.FileField(
         required=False,
         label="Avatar",

@@ -10,10 +10,11 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from shared.core.errors import ApplicationError
 from shared.platform_billing.limits import require_room
@@ -134,7 +135,10 @@ def _site_url(institution: Institution, view_name: str, *args: str, query: str =
 
 
 def email_verification_token(*, user: User) -> str:
-    return signing.dumps({"user": user.pk, "email": user.email}, salt=EMAIL_VERIFICATION_SALT)
+    # The schema is signed in too: ids and emails repeat across institutions (one person, two
+    # accounts), and a link one institution sent must verify nothing in another.
+    payload = {"user": user.pk, "email": user.email, "schema": connection.schema_name}
+    return signing.dumps(payload, salt=EMAIL_VERIFICATION_SALT)
 
 
 def email_verification_send(*, user: User, institution: Institution) -> None:
@@ -157,7 +161,7 @@ def email_verify(*, token: str) -> User:
     except signing.BadSignature:
         raise ApplicationError("This confirmation link is not valid.") from None
     user = User.objects.filter(pk=data.get("user"), email=data.get("email")).first()
-    if user is None:
+    if user is None or data.get("schema") != connection.schema_name:
         raise ApplicationError("This confirmation link is not valid.")
     if user.email_verified_at is None:
         user.email_verified_at = timezone.now()
@@ -203,6 +207,38 @@ def login_link_consume(*, token: str) -> User:
     if not link.user.is_active:
         raise ApplicationError("This account is deactivated.", code="login_link_invalid")
     return link.user
+
+
+# --- Passwords and API tokens ------------------------------------------------------------------
+
+
+@transaction.atomic
+def password_changed(*, user: User, via: str) -> None:
+    """After a new password is set (a reset link, a welcome link): API tokens made with the old one
+    stop working, and the change is in the audit log."""
+    revoked, _ = Token.objects.filter(user=user).delete()
+    changes: dict = {"via": [None, via]}
+    if revoked:
+        changes["api_token"] = ["active", "revoked"]
+    audit_record(actor=user, action="auth.password_changed", target=user.email, changes=changes)
+
+
+@transaction.atomic
+def api_token_issue(*, user: User) -> tuple[Token, bool]:
+    """The user's API token, made on first use (one token per person); (token, whether it is new)."""
+    token, created = Token.objects.get_or_create(user=user)
+    if created:
+        audit_record(actor=user, action="auth.token_created", target=user.email)
+    return token, created
+
+
+@transaction.atomic
+def api_token_revoke(*, user: User) -> bool:
+    """Delete the user's API token (signing every API client of theirs out); False if they had none."""
+    revoked, _ = Token.objects.filter(user=user).delete()
+    if revoked:
+        audit_record(actor=user, action="auth.token_revoked", target=user.email)
+    return bool(revoked)
 
 
 # --- Profile ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import views, views_data
 
 app_name = "accounts"
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("members/invite/", views.member_invite, name="member_invite"),
     path("members/<int:member_id>/mentor/", views.member_mentor_decision, name="member_mentor_decision"),
     path("members/<int:member_id>/role/", views.member_role, name="member_role"),
+    *views_data.urlpatterns,
     path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "password/reset/sent/",

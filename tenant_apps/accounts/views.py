@@ -12,9 +12,10 @@ from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
 from shared.core.errors import ApplicationError
+from shared.core.throttling import client_address
 from tenant_apps.notifications.sms import sms_configured, sms_contact_update
 
-from . import selectors, services
+from . import security, selectors, services, throttling
 from .forms import (
     EmailAuthenticationForm,
     InvitationForm,
@@ -40,10 +41,25 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/home.html", context)
 
 
+def _too_many(response: HttpResponse, seconds: int) -> HttpResponse:
+    response.status_code = 429
+    response["Retry-After"] = str(seconds)
+    return response
+
+
 class LoginView(auth_views.LoginView):
+    """Sign-in; refused with 429 and Retry-After while the account or address is locked out
+    (EmailAuthenticationForm checks, accounts.security counts and records)."""
+
     template_name = "accounts/login.html"
     authentication_form = EmailAuthenticationForm
     redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.lockout is not None:
+            return _too_many(response, form.lockout.seconds)
+        return response
 
 
 class LogoutView(auth_views.LogoutView):
@@ -79,7 +95,14 @@ def _signup(request: HttpRequest, *, mentor: bool) -> HttpResponse:
     initial = {"email": invitation.email} if invitation else {}
     form = form_class(request.POST or None, initial=initial)
     invite_only = invitation is None and institution.signup_policy == institution.SignupPolicy.INVITE_ONLY
+    # Invited people are not counted: an administrator asked for them.
+    address = client_address(request) if invitation is None else ""
+    refusal = None
     if request.method == "POST" and form.is_valid() and not invite_only:
+        refusal = throttling.signup_refusal(address=address)
+        if refusal:
+            form.add_error(None, refusal)
+    if request.method == "POST" and form.is_valid() and not invite_only and not refusal:
         data = form.cleaned_data
         try:
             user = services.user_signup(
@@ -94,6 +117,7 @@ def _signup(request: HttpRequest, *, mentor: bool) -> HttpResponse:
         except ApplicationError as error:
             add_service_errors(form, error)
         else:
+            throttling.signup_recorded(address=address)
             login(request, user, backend=BACKEND)
             if mentor:
                 messages.success(request, "Thank you! An administrator will review your application.")
@@ -111,7 +135,7 @@ def _signup(request: HttpRequest, *, mentor: bool) -> HttpResponse:
         if institution.signup_policy == institution.SignupPolicy.EMAIL_DOMAINS
         else [],
     }
-    return render(request, "accounts/signup.html", context)
+    return render(request, "accounts/signup.html", context, status=429 if refusal else 200)
 
 
 @login_required
@@ -142,16 +166,26 @@ def verify_email(request: HttpRequest, token: str) -> HttpResponse:
 @require_POST
 def resend_verification(request: HttpRequest) -> HttpResponse:
     if not request.user.email_verified:
-        services.email_verification_send(user=request.user, institution=request.tenant)
-        messages.info(request, f"We sent a new confirmation link to {request.user.email}.")
+        refusal = throttling.verification_resend_refusal(user_id=request.user.pk)
+        if refusal:
+            messages.error(request, refusal)
+        else:
+            services.email_verification_send(user=request.user, institution=request.tenant)
+            messages.info(request, f"We sent a new confirmation link to {request.user.email}.")
     return redirect("home")
 
 
 def login_link(request: HttpRequest, token: str) -> HttpResponse:
     """The single-use hand-over link (e.g. from the platform's sign-up to the new site)."""
+    lockout = throttling.login_lockout(email="", address=client_address(request))
+    if lockout is not None:
+        messages.error(request, lockout.message)
+        return redirect("accounts:login")
     try:
         user = services.login_link_consume(token=token)
     except ApplicationError as error:
+        # Links are unguessable; a stream of bad ones from one address still counts against it.
+        security.signin_failed(request=request, email="", via="sign-in link")
         messages.error(request, error.message)
         return redirect("accounts:login")
     login(request, user, backend=BACKEND)
@@ -281,6 +315,13 @@ class PasswordResetView(auth_views.PasswordResetView):
         return {"institution": self.request.tenant}
 
     def form_valid(self, form):
+        refusal = throttling.password_reset_refusal(
+            email=form.cleaned_data["email"], address=client_address(self.request)
+        )
+        if refusal is not None:
+            message, seconds = refusal
+            form.add_error(None, message)
+            return _too_many(self.form_invalid(form), seconds)
         self.extra_email_context = self.get_extra_email_context()
         return super().form_valid(form)
 
@@ -291,5 +332,10 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     post_reset_login = False
 
     def form_valid(self, form):
+        with transaction.atomic():
+            response = super().form_valid(form)
+            services.password_changed(user=form.user, via="reset link")
+        # Whoever can read the account's email may sign in again at once.
+        throttling.lockout_lift(kind="account", subject=form.user.email)
         messages.success(self.request, "Your password is changed. Sign in with the new one.")
-        return super().form_valid(form)
+        return response

@@ -21,4 +21,5 @@ urlpatterns = [
     *_patterns("views_members"),
     *_patterns("views_analytics"),
     *_patterns("views_audit"),
+    *_patterns("views_export"),
 ]

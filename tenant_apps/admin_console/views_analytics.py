@@ -18,6 +18,7 @@ from tenant_apps.billing.views_manage import money
 
 from . import analytics
 from .analytics import MAX_DAYS, Period
+from .audit import audit_record
 
 # The dashboard's sections, in page order: title, what the figures are, and the chart's description.
 SECTIONS = {
@@ -167,6 +168,7 @@ def analytics_csv(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"{chart.replace('_', '-')}-{period.start.isoformat()}-to-{period.end.isoformat()}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
+    audit_record(actor=request.user, action="export.analytics", target=name)
     writer = csv.writer(response)
     writer.writerow(header)
     writer.writerows([[_safe_cell(cell) for cell in row] for row in rows])

@@ -1,4 +1,5 @@
-"""The audit log: what the institution's administrators changed, by whom, and when."""
+"""The audit log: what the institution's administrators changed and its security events (sign-ins,
+failures, lockouts, exports...), by whom, from which address, and when."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.urls import path
 
 from tenant_apps.accounts.models import User
 
+from .audit import CATEGORIES, category_filter
 from .models import AuditEntry
 from .views_members import admin_required
 
@@ -19,7 +21,11 @@ ENTRIES_PER_PAGE = 50
 def audit_log(request: HttpRequest) -> HttpResponse:
     action = request.GET.get("action", "")
     actor = request.GET.get("actor", "")
+    category = request.GET.get("category", "")
     entries = AuditEntry.objects.order_by("-at", "-pk")
+    in_category = category_filter(category)
+    if in_category is not None:
+        entries = entries.filter(in_category)
     if action:
         entries = entries.filter(action=action)
     if actor.isdigit():
@@ -33,6 +39,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "page": page,
         "action": action,
         "actor": actor,
+        "category": category,
+        "categories": [(value, label) for value, (label, _) in CATEGORIES.items()],
         "actions": list(actions),
         "actors": actors.only("pk", "full_name", "email"),
         "filter_query": filters.urlencode(),

@@ -13,6 +13,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse, reverse_lazy
@@ -22,11 +23,13 @@ from django.views.decorators.http import require_POST
 from django_tenants.utils import tenant_context
 
 from shared.core.errors import ApplicationError
+from tenant_apps.accounts import security, throttling
 from tenant_apps.accounts import services as accounts
 from tenant_apps.accounts.forms import InvitationForm, RoleForm
 from tenant_apps.accounts.models import User
 
 from . import members as service
+from .audit import audit_record
 from .models import MemberImport
 
 MEMBERS_PER_PAGE = 25
@@ -72,6 +75,13 @@ def member_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(
         service.member_queryset(query=query, role=role, status=status), MEMBERS_PER_PAGE
     ).get_page(request.GET.get("page"))
+    # Lockouts from failed sign-ins (Redis, this institution's only): one round trip for the page.
+    locked_accounts = throttling.locked_accounts()
+    names = dict(
+        User.objects.filter(email__in=[email for email, _ in locked_accounts]).values_list(
+            "email", "full_name"
+        )
+    )
     context = {
         "page": page,
         "query": query,
@@ -86,6 +96,15 @@ def member_list(request: HttpRequest) -> HttpResponse:
         ),
         "invite_form": InvitationForm(),
         "filter_query": filters.urlencode(),
+        "locked_accounts": [
+            {"email": email, "name": names.get(email, ""), "until": throttling.until_text(until)}
+            for email, until in locked_accounts
+        ],
+        "locked_addresses": [
+            {"address": address, "until": throttling.until_text(until)}
+            for address, until in throttling.locked_addresses()
+        ],
+        "locked_emails": {email: throttling.until_text(until) for email, until in locked_accounts},
     }
     return render(request, "admin_console/members.html", context)
 
@@ -189,6 +208,27 @@ def member_welcome_resend(request: HttpRequest, member_id: int) -> HttpResponse:
     return _member_action(request, member_id, act)
 
 
+@admin_required
+@require_POST
+def member_unlock(request: HttpRequest) -> HttpResponse:
+    """Lift a sign-in lockout of an account (email) or an address, in this institution only."""
+    kind = request.POST.get("kind", "")
+    subject = request.POST.get("subject", "").strip()
+    if kind not in ("account", "address") or not subject:
+        messages.error(request, "Choose a locked-out account or address to unlock.")
+        return _back(request)
+    try:
+        lifted = security.lockout_unlock(actor=request.user, kind=kind, subject=subject)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        if lifted:
+            messages.success(request, f"{subject} can sign in again.")
+        else:
+            messages.error(request, f"{subject} is not locked out.")
+    return _back(request)
+
+
 # --- Export -----------------------------------------------------------------------------------
 
 
@@ -203,7 +243,9 @@ def member_export(request: HttpRequest) -> StreamingHttpResponse:
             yield from service.member_export_rows()
 
     stamp = timezone.localdate().isoformat()
-    return _csv_response(rows(), f"{institution.schema_name}-members-{stamp}.csv")
+    file_name = f"{institution.schema_name}-members-{stamp}.csv"
+    audit_record(actor=request.user, action="export.members", target=file_name)
+    return _csv_response(rows(), file_name)
 
 
 # --- Import -----------------------------------------------------------------------------------
@@ -272,8 +314,11 @@ class MemberWelcomeView(auth_views.PasswordResetConfirmView):
     post_reset_login = False
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        service.member_welcome_accepted(user=form.user)
+        with transaction.atomic():
+            response = super().form_valid(form)
+            service.member_welcome_accepted(user=form.user)
+            accounts.password_changed(user=form.user, via="welcome link")
+        throttling.lockout_lift(kind="account", subject=form.user.email)
         messages.success(self.request, "Your password is set. Sign in with it.")
         return response
 
@@ -282,6 +327,7 @@ urlpatterns = [
     path("members/", member_list, name="members"),
     path("members/invite/", member_invite, name="members_invite"),
     path("members/export.csv", member_export, name="members_export"),
+    path("members/unlock/", member_unlock, name="member_unlock"),
     path("members/import/", member_import, name="members_import"),
     path("members/import/<int:import_id>/", member_import_detail, name="members_import_detail"),
     path("members/import/<int:import_id>/status/", member_import_status, name="members_import_status"),

@@ -97,6 +97,10 @@ def receipt_send(payment_id: int, refund_id: int | None = None) -> None:
     payment = Payment.objects.select_related("learner", "booking__mentor__user").filter(pk=payment_id).first()
     if payment is None:
         return
+    from tenant_apps.accounts.data_rights import is_erased
+
+    if is_erased(payment.learner):  # the learner deleted their account: no address to write to
+        return
     refund = payment.refunds.filter(pk=refund_id).first() if refund_id else None
     context = receipt_context(payment=payment, refund=refund)
     context["receipt_url"] = site_url(context["receipt_path"])

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q, Sum
 from django.db.models.functions import TruncMonth
 from django.http import Http404, HttpRequest, HttpResponse
@@ -27,6 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from shared.core.errors import ApplicationError
 from tenant_apps.accounts.models import User
+from tenant_apps.admin_console.audit import audit_record
 from tenant_apps.sessions.calendar import site_url
 from tenant_apps.sessions.models import MentorProfile
 from tenants.countries import COUNTRY_CHOICES, CURRENCY_CHOICES, CURRENCY_EXPONENTS
@@ -406,6 +408,22 @@ class GatewayKeysForm(forms.Form):
         return account
 
 
+def _audit_settings(request: HttpRequest, form: forms.Form, posted: str) -> None:
+    """The pricing policy's changed values; for gateway keys, which were replaced (never a value)."""
+    if isinstance(form, GatewayKeysForm):
+        changes = {
+            name: [None, "replaced"]
+            for name in ("secret_key", "webhook_secret")
+            if form.cleaned_data.get(name)
+        }
+        if "public_key" in form.changed_data:
+            changes["public_key"] = [form.initial.get("public_key"), form.cleaned_data["public_key"]]
+        audit_record(actor=request.user, action="settings.payment_keys", target=posted, changes=changes)
+        return
+    changes = {name: [form.initial.get(name), form.cleaned_data.get(name)] for name in form.changed_data}
+    audit_record(actor=request.user, action="settings.pricing_policy", changes=changes)
+
+
 @sensitive_post_parameters(
     *(f"{g}-{name}" for g in KEYED_GATEWAYS for name in ("secret_key", "webhook_secret"))
 )
@@ -432,7 +450,9 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Nothing was saved: the form was not recognised.")
             status = 400
         elif form.is_valid():
-            form.save()
+            with transaction.atomic():
+                form.save()
+                _audit_settings(request, form, posted)
             if form is policy_form:
                 logger.info("pricing policy updated by user %s", request.user.pk)
                 messages.success(request, "The pricing policy is saved.")

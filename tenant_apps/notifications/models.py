@@ -61,7 +61,11 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["recipient", "read_at", "-created_at"])]
+        indexes = [
+            models.Index(fields=["recipient", "read_at", "-created_at"]),
+            # A person's list, newest first: one page is read from the index, not sorted from all.
+            models.Index(fields=["recipient", "-created_at", "-id"], name="notification_recipient_recent"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["recipient", "dedupe_key"], condition=~Q(dedupe_key=""), name="notification_once"

@@ -1,10 +1,13 @@
 """Pushing events to a person's open pages through the notifications socket."""
 
+import logging
 from collections.abc import Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
+
+logger = logging.getLogger(__name__)
 
 
 def user_group(user_id: int, *, schema_name: str | None = None) -> str:
@@ -19,7 +22,12 @@ def push_to_users(*, user_ids: Iterable[int], event: str, payload: dict) -> None
 
     def send() -> None:
         layer = get_channel_layer()
-        for group in groups:
-            async_to_sync(layer.group_send)(group, message)
+        try:
+            for group in groups:
+                async_to_sync(layer.group_send)(group, message)
+        except Exception as error:
+            # Best effort: the change is committed and the pages ask again when their socket
+            # reconnects. A channel layer that is down (Redis) must not fail the request.
+            logger.warning("push of %s not sent (channel layer unavailable): %s", event, error)
 
     transaction.on_commit(send)

@@ -14,12 +14,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from tenant_apps.admin_console.audit import audit_record
 from tenant_apps.sessions.calendar import site_url
 
 from .models import SmsSettings
@@ -165,7 +167,17 @@ def sms_settings_page(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            saved = form.save()
+            with transaction.atomic():
+                saved = form.save()
+                # Which values changed; the auth token only as "replaced", never its value.
+                changes = {
+                    name: [None, "replaced"]
+                    if name == "auth_token"
+                    else [form.initial.get(name), form.cleaned_data[name]]
+                    for name in form.changed_data
+                    if name != "auth_token" or form.cleaned_data.get("auth_token")
+                }
+                audit_record(actor=request.user, action="settings.sms", changes=changes)
             logger.info(
                 "SMS settings updated by user %s (own account: %s)", request.user.pk, saved.use_own_account
             )

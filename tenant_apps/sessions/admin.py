@@ -66,6 +66,9 @@ class ReviewAdmin(admin.ModelAdmin):
     list_display = ("booking", "rating", "created_at")
     readonly_fields = ("booking", "rating", "comment", "created_at")
 
+    def has_add_permission(self, request) -> bool:
+        return False  # learners write reviews (of their own completed sessions), never the admin site
+
 
 tenant_admin_site.register(MentorProfile, MentorProfileAdmin)
 tenant_admin_site.register(Booking, BookingAdmin)

@@ -303,14 +303,37 @@ def attendance_settle_due(*, bookings: QuerySet[Booking], now: datetime | None =
     return sum(1 for booking in due if attendance_settle(booking=booking, now=now) is not None)
 
 
-def learner_sessions(*, user: User, now: datetime | None = None) -> dict[str, list[Booking]]:
+# What a booking's row in a list shows (mentoring/partials/booking_row.html).
+LIST_COLUMNS = (
+    "id",
+    "mentor",
+    "learner",
+    "starts_at",
+    "ends_at",
+    "status",
+    "price_minor",
+    "currency",
+    "topic",
+)
+
+
+def learner_sessions(
+    *, user: User, now: datetime | None = None
+) -> dict[str, list[Booking] | QuerySet[Booking]]:
+    """The learner's upcoming sessions (a list, soonest first) and the past and closed ones (a
+    queryset, newest first, for the page to paginate: a learner may have thousands)."""
     now = now or timezone.now()
     holds_sweep(learner=user)
     attendance_settle_due(bookings=Booking.objects.filter(learner=user), now=now)
-    mine = list(Booking.objects.filter(learner=user).select_related("mentor__user").order_by("starts_at"))
+    mine = (
+        Booking.objects.filter(learner=user)
+        .select_related("mentor__user")
+        .only(*LIST_COLUMNS, "mentor__user", "mentor__user__full_name")
+    )
+    ahead = Q(status__in=Booking.LIVE_STATUSES, ends_at__gte=now)
     return {
-        "upcoming": [b for b in mine if b.ends_at >= now and b.is_live],
-        "past": [b for b in reversed(mine) if b.ends_at < now or not b.is_live],
+        "upcoming": list(mine.filter(ahead).order_by("starts_at", "pk")),
+        "past": mine.exclude(ahead).order_by("-starts_at", "-pk"),
     }
 
 

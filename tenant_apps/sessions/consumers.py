@@ -19,11 +19,22 @@ from django.conf import settings
 from django.utils import timezone
 
 from shared.core.errors import ApplicationError
+from shared.core.token_bucket import TokenBucket
+from shared.core.websocket import LayerOutageMixin, backend_down
 from tenant_apps.notifications.push import push_to_users
 from tenants.websocket import DirectDispatchMixin, in_tenant
 
 from . import live
-from .live import CLOSE_ENDED, CLOSE_FORBIDDEN, CLOSE_THROTTLED, MAX_PARTICIPANTS, Room, RoomRefused
+from .live import (
+    CLOSE_ENDED,
+    CLOSE_FORBIDDEN,
+    CLOSE_THROTTLED,
+    CLOSE_UNAVAILABLE,
+    LIVE_UNAVAILABLE_MESSAGE,
+    MAX_PARTICIPANTS,
+    Room,
+    RoomRefused,
+)
 from .live_registry import PeerRegistry
 
 logger = logging.getLogger(__name__)
@@ -48,25 +59,6 @@ class FrameError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class TokenBucket:
-    """`rate` messages a second on average, up to `burst` at once."""
-
-    __slots__ = ("capacity", "rate", "tokens", "updated")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.capacity, self.tokens = rate, burst, float(burst)
-        self.updated = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 # --- Who is in a room, shared by every server process -------------------------------------------
@@ -104,7 +96,8 @@ def _room_exit(*, room: Room, attendance_id: int | None) -> None:
 # --- The consumer --------------------------------------------------------------------------------
 
 
-class LiveRoomConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
+class LiveRoomConsumer(LayerOutageMixin, DirectDispatchMixin, AsyncJsonWebsocketConsumer):
+    unavailable_message = LIVE_UNAVAILABLE_MESSAGE
     room: Room | None = None
     left = False
     closing = False
@@ -132,13 +125,20 @@ class LiveRoomConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self._enter(room)
         except RoomRefused as refusal:
             await self._refuse(refusal.code, refusal.message, refusal.close_code)
-        except Exception:
-            logger.exception("joining live room %s/%s failed", kind, room_id)
+        except Exception as error:
+            unavailable = backend_down(error)
+            if unavailable:
+                logger.warning("live room %s/%s unavailable: %r", kind, room_id, error)
+            else:
+                logger.exception("joining live room %s/%s failed", kind, room_id)
             with contextlib.suppress(Exception):  # undo what can be undone; the cause is logged
                 await self._leave()
                 if room is not None:
                     await self.channel_layer.group_discard(room.group, self.channel_name)
-            await self._refuse("server_error", "The room could not be opened. Please try again.", 1011)
+            if unavailable:
+                await self._refuse("live_unavailable", LIVE_UNAVAILABLE_MESSAGE, CLOSE_UNAVAILABLE)
+            else:
+                await self._refuse("server_error", "The room could not be opened. Please try again.", 1011)
 
     async def _enter(self, room: Room) -> None:
         registry = PeerRegistry(room.group)
@@ -274,7 +274,12 @@ class LiveRoomConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self._error(error.code, error.message, message_type)
         except ApplicationError as error:
             await self._error(error.code, error.message, message_type)
-        except Exception:
+        except Exception as error:
+            if backend_down(error):
+                logger.warning("live-room message not relayed in %s: %r", self.room.group, error)
+                message = "Chat and signalling are unavailable at the moment; try again in a little while."
+                await self._error("live_unavailable", message, message_type)
+                return
             logger.exception("live-room message failed in %s", self.room.group)
             await self._error("server_error", "That did not work. Please try again.", message_type)
 

@@ -151,6 +151,9 @@ def mentor_directory(
 
     With a query, each mentor carries `rank` (ts_rank: name and headline weigh most, then
     expertise, then the bio). Unknown sorts fall back to relevance.
+
+    The API builds the SQL of each shape of filters once per process (apis/directory.py): except
+    with `free_within_days` or `sort="soonest"`, the query must depend on the arguments alone.
     """
     now = now or timezone.now()
     mentors = listed_mentors()

@@ -7,7 +7,8 @@ transaction at a time: capacity is never exceeded, also under concurrency.
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from shared.core.errors import ApplicationError
@@ -172,20 +173,33 @@ def group_session_cancel(*, group_session: GroupSession, actor: User) -> GroupSe
 # --- Selectors --------------------------------------------------------------------------------
 
 
+def _enrolled_subquery() -> Coalesce:
+    """The seats taken in the outer group session, counted per row: a page of 24 sessions counts
+    24 sessions' seats, not those of every upcoming session (as a join with GROUP BY would)."""
+    taken = (
+        Enrollment.objects.filter(group_session=OuterRef("pk"), status=Enrollment.Status.ENROLLED)
+        .order_by()
+        .values("group_session")
+        .annotate(seats=Count("pk"))
+        .values("seats")
+    )
+    return Coalesce(Subquery(taken), 0)
+
+
 def group_sessions_upcoming(*, now: datetime | None = None) -> QuerySet[GroupSession]:
     now = now or timezone.now()
     return (
         GroupSession.objects.filter(status=GroupSession.Status.SCHEDULED, starts_at__gt=now)
         .select_related("mentor__user")
-        .annotate(enrolled=Count("enrollments", filter=Q(enrollments__status=Enrollment.Status.ENROLLED)))
-        .order_by("starts_at")
+        .annotate(enrolled=_enrolled_subquery())
+        .order_by("starts_at", "pk")
     )
 
 
 def group_session_get(*, group_session_id: int) -> GroupSession:
     session = (
         GroupSession.objects.select_related("mentor__user")
-        .annotate(enrolled=Count("enrollments", filter=Q(enrollments__status=Enrollment.Status.ENROLLED)))
+        .annotate(enrolled=_enrolled_subquery())
         .filter(pk=group_session_id)
         .first()
     )

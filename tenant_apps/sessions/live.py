@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from shared.core.errors import ApplicationError
+from shared.core.websocket import CLOSE_UNAVAILABLE as _CLOSE_UNAVAILABLE
 from tenant_apps.accounts.models import User
 
 from .models import Attendance, Booking, ChatMessage, Enrollment, GroupSession, LiveRoomSettings
@@ -24,6 +25,9 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_EARLY = 4425
 CLOSE_ENDED = 4410
 CLOSE_THROTTLED = 4429
+# Redis (the channel layer and the room registry) is unreachable: retry with backoff.
+CLOSE_UNAVAILABLE = _CLOSE_UNAVAILABLE
+LIVE_UNAVAILABLE_MESSAGE = "Live features are unavailable at the moment. Reconnecting by itself…"
 
 CHAT_MAX_CHARS = 2000
 CHAT_HISTORY = 50
@@ -172,8 +176,21 @@ def chat_post(*, room: Room, user: User, body: str) -> dict:
         raise ApplicationError("A chat message cannot be empty.", code="empty_message")
     if len(body) > CHAT_MAX_CHARS:
         raise ApplicationError(f"Chat messages are limited to {CHAT_MAX_CHARS} characters.", code="too_long")
+    if _unstorable(body):
+        raise ApplicationError("Chat messages cannot contain that character.", code="bad_message")
     message = ChatMessage.objects.create(author=user, body=body, **_room_fields(room))
     return chat_as_dict(message, author_name=user.full_name)
+
+
+def _unstorable(text: str) -> bool:
+    """Whether Postgres would refuse this text: a NUL, or a lone surrogate (not UTF-8 at all)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def chat_as_dict(message: ChatMessage, *, author_name: str) -> dict:

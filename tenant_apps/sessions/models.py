@@ -258,6 +258,8 @@ class GroupSession(models.Model):
 
     class Meta:
         ordering = ["starts_at"]
+        # The upcoming sessions, soonest first (the group sessions page and its API).
+        indexes = [models.Index(fields=["status", "starts_at"], name="groupsession_status_starts")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(ends_at__gt=models.F("starts_at")), name="group_ends_after_start"

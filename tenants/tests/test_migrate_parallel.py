@@ -21,7 +21,15 @@ def test_the_parallel_executor_migrates_every_schema_and_finishes(test_database,
         "DATABASE_URL": _database_url(test_database),
     }
     finished = subprocess.run(
-        [sys.executable, "manage.py", "migrate_schemas", "--executor=multiprocessing", "--noinput"],
+        # --all-schemas: every schema goes through the executor, not only those with pending migrations.
+        [
+            sys.executable,
+            "manage.py",
+            "migrate_schemas",
+            "--executor=multiprocessing",
+            "--noinput",
+            "--all-schemas",
+        ],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -6,6 +6,7 @@ from django_tenants.utils import schema_exists
 
 from shared.core.testing import PASSWORD, HostClient
 from tenants.models import Institution
+from tenants.tasks import admin_email_verification_send as verification
 
 
 def form_data(**overrides) -> dict:
@@ -30,8 +31,10 @@ def test_signup_page_renders(platform_client):
 
 
 def test_signup_provisions_and_hands_over_to_the_new_host(
-    platform_client, django_capture_on_commit_callbacks
+    platform_client, django_capture_on_commit_callbacks, monkeypatch
 ):
+    # A worker sends the verification email; here it runs in-process when it is sent.
+    monkeypatch.setattr(verification, "delay", lambda *args: verification.apply(args))
     with django_capture_on_commit_callbacks(execute=True):
         response = platform_client.post("/signup/", form_data())
     assert response.status_code == 302

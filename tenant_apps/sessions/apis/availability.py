@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -153,15 +153,26 @@ class IsApprovedMentor(permissions.BasePermission):
         return bool(user and user.is_authenticated and user.is_mentor)
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "example": "09:30"}
+)
+class HourMinuteField(serializers.TimeField):
+    """A time of day written "HH:MM" (and read as "HH:MM" or "HH:MM:SS"); OpenAPI's `time` format
+    would promise seconds."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(format="%H:%M", **kwargs)
+
+
 class WeeklyHoursRow(serializers.Serializer):
     weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday … 6 = Sunday")
-    start_time = serializers.TimeField(format="%H:%M", help_text="Local time in the mentor's time zone")
-    end_time = serializers.TimeField(format="%H:%M", help_text="Local time in the mentor's time zone")
+    start_time = HourMinuteField(help_text="Local time in the mentor's time zone")
+    end_time = HourMinuteField(help_text="Local time in the mentor's time zone")
 
 
 class AvailabilityOverrideOutput(serializers.ModelSerializer):
-    start_time = serializers.TimeField(format="%H:%M", allow_null=True)
-    end_time = serializers.TimeField(format="%H:%M", allow_null=True)
+    start_time = HourMinuteField(allow_null=True)
+    end_time = HourMinuteField(allow_null=True)
 
     class Meta:
         model = AvailabilityOverride

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shared.core.errors import ApplicationError
+from shared.core.schema import error_response
 
 from .. import bookings as services
 from ..lifecycle import allowed_events, cancellation_terms
@@ -109,7 +110,11 @@ class BookingListCreateApi(APIView):
     @extend_schema(
         operation_id="bookings_create",
         request=BookingCreateInputSerializer,
-        responses={201: BookingOutput},
+        responses={
+            201: BookingOutput,
+            404: error_response("No such mentor, or the mentor is not taking bookings."),
+            409: error_response("The time was just taken, or the mentor's day is fully booked."),
+        },
         description="Book a slot. Free sessions are confirmed (or requested, when the mentor approves "
         "bookings); paid ones are held for payment until `hold_expires_at`. 409 when the time was taken.",
     )
@@ -151,7 +156,13 @@ def _action_api(action: str, handler, input_serializer=None, doc: str = ""):
         @extend_schema(
             operation_id=f"bookings_{action.replace('-', '_')}",
             request=input_serializer,
-            responses={200: BookingOutput, 201: BookingOutput},
+            responses={
+                200: BookingOutput,
+                201: BookingOutput,
+                409: error_response(
+                    "Not possible in the booking's current status (or the new time was taken)."
+                ),
+            },
             description=doc,
         )
         def post(self, request, booking_id: int):

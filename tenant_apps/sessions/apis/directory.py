@@ -1,6 +1,11 @@
 """Mentoring API: the mentor directory, one mentor, and a mentor's own profile."""
 
-from django.core.paginator import Paginator
+from functools import lru_cache
+from math import ceil
+
+from django.core.exceptions import EmptyResultSet
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import F, Func, IntegerField, QuerySet, Subquery
 from django.urls import path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -8,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shared.core.errors import ApplicationError
+from tenant_apps.accounts.models import User
 
 from ..directory import (
     FREE_WITHIN_DAYS_MAX,
@@ -17,9 +23,12 @@ from ..directory import (
     mentor_directory,
     mentor_recent_reviews,
 )
+from ..models import MentorProfile
 from ..profiles import mentor_profile_get_or_create, mentor_profile_update
 
 MENTORS_PER_PAGE = 20
+# Shapes of filters whose page SQL each process keeps (the common ones; searches come and go).
+PAGE_STATEMENTS_CACHED = 512
 
 
 class MentorOutput(serializers.Serializer):
@@ -64,6 +73,134 @@ def _currency(request) -> dict:
     return {"currency": request.tenant.currency}
 
 
+# --- A directory page, fast ------------------------------------------------------------------------
+# The list is the API's busiest read (docs/performance.md, "Tenancy overhead and API throughput").
+# MentorOutput still documents it and shapes the single-mentor answers, but a page is read as plain
+# values (only the columns it shows, no model instances), in one query that also counts the matches
+# and whose SQL is built once per shape of filters, and shaped by `mentor_rows` into exactly what
+# MentorOutput gives (test_directory_api_page.py compares them byte for byte).
+
+# The columns a page shows (MentorOutput's fields, by their sources).
+PAGE_COLUMNS = (
+    "id",
+    "user__full_name",
+    "user__avatar",
+    "headline",
+    "expertise",
+    "languages",
+    "years_experience",
+    "session_lengths",
+    "price_minor",
+    "rating_average",
+    "rating_count",
+    "next_free_slot_at",
+)
+_DATETIME = serializers.DateTimeField()
+
+
+def _strings(values: list | None) -> list | None:
+    return None if values is None else [None if value is None else str(value) for value in values]
+
+
+def _integers(values: list | None) -> list | None:
+    return None if values is None else [None if value is None else int(value) for value in values]
+
+
+def _or_none(convert, value):
+    return None if value is None else convert(value)
+
+
+def mentor_rows(rows: list[dict], *, currency: str) -> list[dict]:
+    """What `MentorOutput(mentors, many=True, context={"currency": currency}).data` gives for the same
+    mentors, from their PAGE_COLUMNS values (DRF's conversions, None kept as None, the same order)."""
+    avatars = User._meta.get_field("avatar").storage
+    return [
+        {
+            "id": _or_none(int, row["id"]),
+            "full_name": _or_none(str, row["user__full_name"]),
+            # User.avatar_url: the file's URL, "" without one.
+            "avatar_url": avatars.url(row["user__avatar"]) if row["user__avatar"] else "",
+            "headline": _or_none(str, row["headline"]),
+            "expertise": _strings(row["expertise"]),
+            "languages": _strings(row["languages"]),
+            "years_experience": _or_none(int, row["years_experience"]),
+            "session_lengths": _integers(row["session_lengths"]),
+            "price_minor": _or_none(int, row["price_minor"]),
+            "currency": currency,
+            "rating_average": _or_none(float, row["rating_average"]),
+            "rating_count": _or_none(int, row["rating_count"]),
+            "next_free_slot_at": _DATETIME.to_representation(row["next_free_slot_at"]),
+        }
+        for row in rows
+    ]
+
+
+def _page_values(mentors: QuerySet[MentorProfile], start: int) -> QuerySet:
+    """PAGE_COLUMNS of one page, each row with the count of all matches (an uncorrelated subquery,
+    which Postgres runs once)."""
+    counted = mentors.order_by().annotate(matches=Func(F("pk"), function="COUNT")).values("matches")
+    matches = Subquery(counted, output_field=IntegerField())
+    return mentors.values(*PAGE_COLUMNS, matches=matches)[start : start + MENTORS_PER_PAGE]
+
+
+def _cacheable(filters: dict) -> bool:
+    # mentor_directory() is a pure function of its arguments except with these two, which read the
+    # clock and may first refresh stored free slots.
+    return filters.get("free_within_days") is None and filters.get("sort", "relevance") != "soonest"
+
+
+@lru_cache(maxsize=PAGE_STATEMENTS_CACHED)
+def _page_statement(filters: tuple, start: int) -> tuple[str, tuple, tuple[str, ...], tuple] | None:
+    """The SQL, parameters, column names and converters (the ORM's own, by column) of a page, built by
+    the ORM once per process and shape of filters; None for a query the ORM knows is empty."""
+    page = _page_values(mentor_directory(**dict(filters)), start)
+    compiler = page.query.get_compiler(DEFAULT_DB_ALIAS)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return None
+    converters = tuple(compiler.get_converters([column for column, _, _ in compiler.select]).items())
+    names = (*page.query.extra_select, *page.query.values_select, *page.query.annotation_select)
+    return sql, tuple(params), names, converters
+
+
+def _page_rows(filters: dict, start: int) -> list[dict]:
+    statement = _page_statement(tuple(sorted(filters.items())), start) if _cacheable(filters) else None
+    if statement is None:
+        return list(_page_values(mentor_directory(**filters), start))
+    sql, params, names, converters = statement
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    page = []
+    for row in rows:
+        values = list(row)
+        for position, (functions, expression) in converters:
+            for convert in functions:
+                values[position] = convert(values[position], expression, connection)
+        page.append(dict(zip(names, values, strict=True)))
+    return page
+
+
+def mentor_page(*, filters: dict, number: int | None) -> tuple[list[dict], int, int, int]:
+    """(PAGE_COLUMNS of the page's mentors, count, page number, pages) for `mentor_directory(**filters)`:
+    what Paginator(mentors, 20).get_page(number) shows, a page past the end being the last page.
+
+    One query, whose SQL the ORM builds once per process for each shape of filters (building it
+    costs more than running it). Only a page past the end costs more: the count, then the last page.
+    """
+    number = number or 1
+    page = _page_rows(filters, (number - 1) * MENTORS_PER_PAGE)
+    if page:
+        count = page[0]["matches"]
+    else:
+        count = mentor_directory(**filters).count() if number > 1 else 0
+        last = max(1, ceil(count / MENTORS_PER_PAGE))
+        if number > last:
+            return mentor_page(filters=filters, number=last) if count else ([], 0, 1, 1)
+    return page, count, number, max(1, ceil(count / MENTORS_PER_PAGE))
+
+
 class MentorListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         q = serializers.CharField(required=False, allow_blank=True, max_length=QUERY_MAX_LENGTH)
@@ -101,18 +238,21 @@ class MentorListApi(APIView):
         ),
     )
     def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        values = dict(filters.validated_data)
+        if request.query_params:
+            filters = self.FilterSerializer(data=request.query_params)
+            filters.is_valid(raise_exception=True)
+            values = dict(filters.validated_data)
+        else:  # what the filters validate to when there are none (most requests)
+            values = {"sort": "relevance"}
         page_number = values.pop("page", None)
-        mentors = mentor_directory(query=values.pop("q", ""), **values)
-        page = Paginator(mentors, MENTORS_PER_PAGE).get_page(page_number)
+        values["query"] = values.pop("q", "")
+        rows, count, number, pages = mentor_page(filters=values, number=page_number)
         return Response(
             {
-                "count": page.paginator.count,
-                "page": page.number,
-                "pages": page.paginator.num_pages,
-                "results": MentorOutput(page.object_list, many=True, context=_currency(request)).data,
+                "count": count,
+                "page": number,
+                "pages": pages,
+                "results": mentor_rows(rows, currency=request.tenant.currency),
             }
         )
 

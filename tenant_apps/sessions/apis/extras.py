@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shared.core.errors import ApplicationError
+from shared.core.schema import error_response
 
 from .. import calendar as ics
 from .. import materials as material_services
@@ -71,7 +72,7 @@ class MyCalendarFeedApi(APIView):
     def post(self, request):
         return Response(ics.calendar_feed_urls(feed=ics.calendar_feed_reset(user=request.user)))
 
-    @extend_schema(operation_id="calendar_feed_revoke", responses=FeedOutput)
+    @extend_schema(operation_id="calendar_feed_revoke", responses={200: FeedOutput})
     def delete(self, request):
         ics.calendar_feed_revoke(user=request.user)
         return Response(ics.calendar_feed_urls(feed=None))
@@ -185,7 +186,12 @@ class ReviewReplyInput(serializers.Serializer):
 
 class BookingReviewApi(APIView):
     @extend_schema(
-        operation_id="booking_review_create", request=ReviewCreateInput, responses={201: SessionReviewOutput}
+        operation_id="booking_review_create",
+        request=ReviewCreateInput,
+        responses={
+            201: SessionReviewOutput,
+            409: error_response("The session is not completed yet, or it has been reviewed already."),
+        },
     )
     def post(self, request, booking_id: int):
         booking = participant_booking(request, booking_id)

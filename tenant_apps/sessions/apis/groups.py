@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shared.core.errors import ApplicationError
+from shared.core.schema import error_response
 
 from .. import groups as services
 from ..models import Enrollment, GroupSession, MentorProfile
@@ -59,7 +60,7 @@ class GroupSessionListCreateApi(APIView):
     @extend_schema(
         operation_id="groups_create",
         request=GroupSessionCreateInputSerializer,
-        responses={201: GroupSessionOutput},
+        responses={201: GroupSessionOutput, 409: error_response("The mentor is busy at that time.")},
     )
     def post(self, request):
         data = self.GroupSessionCreateInputSerializer(data=request.data)
@@ -79,7 +80,14 @@ class GroupSessionDetailApi(APIView):
 
 
 class GroupEnrolApi(APIView):
-    @extend_schema(operation_id="groups_enrol", request=None, responses={201: EnrollmentOutput})
+    @extend_schema(
+        operation_id="groups_enrol",
+        request=None,
+        responses={
+            201: EnrollmentOutput,
+            409: error_response("Not open for enrolment, or already enrolled or on the waitlist."),
+        },
+    )
     def post(self, request, group_id: int):
         session = services.group_session_get(group_session_id=group_id)
         enrollment = services.enrollment_create(group_session=session, learner=request.user)
@@ -87,7 +95,11 @@ class GroupEnrolApi(APIView):
 
 
 class GroupLeaveApi(APIView):
-    @extend_schema(operation_id="groups_leave", request=None, responses={200: EnrollmentOutput})
+    @extend_schema(
+        operation_id="groups_leave",
+        request=None,
+        responses={200: EnrollmentOutput, 409: error_response("You have already left this session.")},
+    )
     def post(self, request, group_id: int):
         session = services.group_session_get(group_session_id=group_id)
         enrollment = services.enrollment_of(group_session=session, learner=request.user)
@@ -99,7 +111,11 @@ class GroupLeaveApi(APIView):
 
 
 class GroupCancelApi(APIView):
-    @extend_schema(operation_id="groups_cancel", request=None, responses={200: GroupSessionOutput})
+    @extend_schema(
+        operation_id="groups_cancel",
+        request=None,
+        responses={200: GroupSessionOutput, 409: error_response("The session is not scheduled any more.")},
+    )
     def post(self, request, group_id: int):
         session = services.group_session_get(group_session_id=group_id)
         services.group_session_cancel(group_session=session, actor=request.user)

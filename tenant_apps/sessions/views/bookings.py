@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, re_path, reverse
@@ -17,6 +18,9 @@ from .. import bookings as services
 from ..groups import group_sessions_upcoming
 from ..lifecycle import allowed_events, cancellation_terms
 from ..models import Enrollment, MentorProfile
+
+# Past and closed sessions shown per page of "My sessions" (the upcoming ones are all shown).
+PAST_PER_PAGE = 20
 
 
 def _parse_start(value: str) -> datetime:
@@ -60,13 +64,15 @@ def book(request: HttpRequest, mentor_id: int) -> HttpResponse:
 @login_required
 def my_sessions(request: HttpRequest) -> HttpResponse:
     sessions = services.learner_sessions(user=request.user)
+    past = Paginator(sessions["past"], PAST_PER_PAGE).get_page(request.GET.get("page"))
     enrollments = (
         Enrollment.objects.filter(learner=request.user)
         .exclude(status=Enrollment.Status.CANCELLED)
-        .select_related("group_session__mentor__user")
+        .select_related("group_session")
         .order_by("group_session__starts_at")
     )
-    return render(request, "mentoring/my_sessions.html", {**sessions, "enrollments": enrollments})
+    context = {"upcoming": sessions["upcoming"], "past": past, "enrollments": enrollments}
+    return render(request, "mentoring/my_sessions.html", context)
 
 
 @login_required

@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -14,6 +15,8 @@ from tenant_apps.accounts.forms import add_service_errors
 from .. import groups as services
 from ..models import MentorProfile
 from ..profiles import price_to_minor
+
+GROUPS_PER_PAGE = 24
 
 
 class GroupSessionForm(forms.Form):
@@ -50,7 +53,8 @@ def _get(group_id: int):
 
 
 def group_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "mentoring/groups.html", {"groups": services.group_sessions_upcoming()[:100]})
+    page = Paginator(services.group_sessions_upcoming(), GROUPS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "mentoring/groups.html", {"page": page, "groups": page.object_list})
 
 
 def group_detail(request: HttpRequest, group_id: int) -> HttpResponse:

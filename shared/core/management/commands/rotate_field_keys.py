@@ -3,6 +3,10 @@
 Rotation: put the new key first in FIELD_ENCRYPTION_KEYS (keep the old ones after it), deploy, run
 `manage.py rotate_field_keys`, then drop the old keys. Values are rewritten with
 MultiFernet.rotate(), row by row in one transaction per schema, without ever being logged.
+
+Each institution's audit log records the rotation ("keys.rotated", with the number of its rows
+re-encrypted) in the same transaction as its rows; the public schema has no audit log, so the
+command's own output is the platform-level record (docs/security.md, "Security events").
 """
 
 from django.apps import apps
@@ -11,6 +15,8 @@ from django.db import connection, transaction
 from django_tenants.utils import get_tenant_model, schema_context
 
 from shared.core.fields import EncryptedTextField, fernet
+from tenant_apps.admin_console.audit import audit_record
+from tenant_apps.admin_console.models import AuditEntry
 
 
 def _encrypted_fields() -> list[tuple[type, list[str]]]:
@@ -39,6 +45,7 @@ class Command(BaseCommand):
         ]
         total = 0
         for schema in schemas:
+            in_schema = 0
             with schema_context(schema), transaction.atomic():
                 for model, names in _encrypted_fields():
                     table = model._meta.db_table
@@ -59,5 +66,15 @@ class Command(BaseCommand):
                                 f"UPDATE {quoted(table)} SET {assignments} WHERE id = %s",  # noqa: S608
                                 [*fresh, pk],
                             )
-                            total += 1
+                            in_schema += 1
+                if schema != "public" and _table_exists(AuditEntry._meta.db_table):
+                    audit_record(
+                        actor=None,
+                        actor_label="PeerLearn operators (rotate_field_keys)",
+                        action="keys.rotated",
+                        target="FIELD_ENCRYPTION_KEYS",
+                        changes={"rows_reencrypted": [None, in_schema]},
+                        address="",
+                    )
+            total += in_schema
         self.stdout.write(f"Re-encrypted {total} rows in {len(schemas)} schemas.")

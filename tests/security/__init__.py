@@ -1,0 +1,1 @@
+"""Hostile input: API fuzzing against the OpenAPI schema, hostile uploads, hostile WebSocket frames."""

@@ -15,6 +15,8 @@ DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Static files straight from static/ (production serves the collected, hashed copies).
 WHITENOISE_USE_FINDERS = True
+# Static files are looked up per request instead of indexed by every new test client.
+WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT = None
 # Uploaded files of a test run go to a throw-away folder.
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="peerlearn-test-media-"))

@@ -3,12 +3,12 @@
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from shared.core.authentication import TokenAuthentication
 from shared.core.errors import ApplicationError
 from shared.core.throttling import RateLimited, client_address
 from tenants.validators import timezone_names

@@ -119,8 +119,8 @@ def _logged_in(sender, request: HttpRequest | None, user, **kwargs) -> None:
 
 @receiver(user_logged_out, dispatch_uid="accounts.security.logged_out")
 def _logged_out(sender, request: HttpRequest | None, user, **kwargs) -> None:
-    if user is None or not in_institution(request):
-        return
+    if user is None or not in_institution(request) or not user.is_active:
+        return  # a deleted account's sign-out (data_rights.account_delete) is not recorded
     audit_record(actor=user, action="auth.signed_out", target=user.email, address=client_address(request))
 
 

@@ -104,7 +104,9 @@ def account_delete(request: HttpRequest) -> HttpResponse:
             add_service_errors(form, error)
             status = error.status
         else:
-            request.user.refresh_from_db()  # the sign-out's audit entry names the anonymised account
+            # The deletion's own audit entry closes the account's history: the sign-out that follows
+            # is not recorded (it would keep the client address the deletion just erased).
+            request.user.refresh_from_db()
             logout(request)
             text = "Your account is deleted."
             if result.bookings_cancelled:

@@ -25,6 +25,9 @@ class InstitutionMiddleware(TenantMainMiddleware):
         connection.set_schema_to_public()
         if request.path in HEALTH_PATHS:
             # Load balancers probe by IP: /healthz and /readyz answer on any host, with no lookup.
+            # Outside any institution a session cookie would match nothing and be deleted: a person
+            # who opened /healthz on their institution's site would be signed out. It is ignored.
+            request.COOKIES.pop(settings.SESSION_COOKIE_NAME, None)
             return None
         try:
             hostname = normalize_host(request.get_host())

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import override_settings
 
 from shared.core.health import check_database, check_redis, database_params, readiness
-from shared.core.testing import HostClient, host_of
+from shared.core.testing import HostClient, host_of, make_user, sign_in
 
 # What production exempts from the HTTPS redirect (config/settings/production.py; test_production.py
 # checks the production settings carry the same).
@@ -202,3 +202,17 @@ def test_probes_over_plain_http_are_not_redirected_to_https(institution_a) -> No
         page = HostClient(host_of(institution_a)).get("/accounts/login/")
         assert page.status_code == 301
         assert page["Location"].startswith("https://")
+
+
+def test_a_probe_on_an_institutions_site_does_not_sign_its_visitor_out(institution_a) -> None:
+    person = make_user(institution_a)
+    client = HostClient(host_of(institution_a))
+    sign_in(client, person.email)
+    session_cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    for path in ("/healthz", "/readyz"):
+        response = client.get(path)
+        assert response.status_code == 200
+        # No Set-Cookie that would expire the session.
+        assert settings.SESSION_COOKIE_NAME not in response.cookies, path
+    assert client.cookies[settings.SESSION_COOKIE_NAME].value == session_cookie
+    assert client.get("/accounts/profile/").status_code == 200

@@ -305,7 +305,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env("API_RATE_USER", "120/min"),
         "anon": env("API_RATE_ANON", "30/min"),
-        "institution": env("API_RATE_INSTITUTION", "3000/min"),
+        "institution": env("API_RATE_INSTITUTION", "60000/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -41,14 +41,14 @@ SUITE: tuple[Benchmark, ...] = (
         "provision",
         "bench/provision.py",
         "go-live time: schema pool vs clone vs migrations",
-        (),
+        ("--runs", "9"),
         ("--quick",),
     ),
     Benchmark(
         "migrate_schemas",
         "bench/migrate_schemas.py",
         "migrate_schemas with nothing pending over 1,000 institutions",
-        (),
+        ("--baseline-sample", "40"),
         ("--quick",),
     ),
     Benchmark(
@@ -104,7 +104,11 @@ SUITE: tuple[Benchmark, ...] = (
         ("--no-migrate", "--runs", "20"),
     ),
     Benchmark(
-        "http_servers", "bench/http_servers.py", "gunicorn vs uvicorn vs daphne", (), ("--seconds", "3")
+        "http_servers",
+        "bench/http_servers.py",
+        "gunicorn vs uvicorn vs daphne",
+        ("--seconds", "5"),
+        ("--seconds", "3"),
     ),
 )
 
@@ -163,6 +167,7 @@ def main() -> int:
 
 def write_run_section(results: list[tuple[Benchmark, int, float]], total: float) -> None:
     sys.path.insert(0, str(REPO_ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
     import django
 
     django.setup()

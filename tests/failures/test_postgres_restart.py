@@ -20,7 +20,7 @@ from shared.core.testing import drop_institution, signup_for
 from tenants.services import institution_provision
 from tests.conftest import RunningServer
 
-from .conftest import PrivatePostgres, app_env, http_request, start_daphne, stop_process
+from .conftest import PrivatePostgres, app_env, http_request, start_daphne, stop_process, wait_for
 
 pytestmark = pytest.mark.failures
 
@@ -127,11 +127,17 @@ def test_the_app_recovers_from_a_postgres_restart_by_itself(
     try:
         for client in clients:
             client.start()
-        time.sleep(1.0)  # the pool is warm: every client has had answers
+        # The pool is warm: the clients have had answers (two rounds' worth) before the restart.
+        wait_for(lambda: len(outcomes) >= 2 * CLIENTS, 30, "answers before the restart")
         restart_began = time.monotonic()
         private_postgres.restart()
         restart_ended = time.monotonic()
-        time.sleep(2.0)
+        # Every client has had several answers to requests it sent after the restart ended.
+        wait_for(
+            lambda: sum(1 for o in list(outcomes) if o.started > restart_ended) >= 3 * CLIENTS,
+            30,
+            "answers after the restart",
+        )
         stop.set()
         for client in clients:
             client.join(30)
